@@ -1,0 +1,471 @@
+#include "buffer/log.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "buffer/posix_io.h"
+#include "buffer/record.h"
+#include "buffer/segment.h"
+
+namespace sluice::buffer {
+
+using common::Status;
+
+Log::Log(LogOptions options) : options_(std::move(options)) {}
+
+Log::~Log() { Close(); }
+
+Status Log::Open(LogOptions options, std::unique_ptr<Log>* out, RecoveryReport* report) {
+  std::unique_ptr<Log> log(new Log(std::move(options)));
+  const std::string& dir = log->options_.dir;
+  Status s = posix_io::MakeDirs(dir);
+  if (s.ok()) s = posix_io::LockDir(dir, &log->lock_fd_);
+  if (s.ok()) s = posix_io::MakeDirs(log->SegDir());
+  if (s.ok()) s = posix_io::MakeDirs(dir + "/cursors");
+  RecoveryReport local;
+  if (s.ok()) s = log->Recover(report != nullptr ? report : &local);
+  if (s.ok()) s = log->OpenCursors();
+  if (!s.ok()) return s;
+  log->writer_ = std::thread([raw = log.get()] { raw->WriterMain(); });
+  *out = std::move(log);
+  return Status::OK();
+}
+
+// Finds the segments, and in the newest one the last complete record: everything after
+// it was never acknowledged (an ack needs the record and its fdatasync), so it is cut off
+// and writing continues in a fresh segment. Older segments were sealed on roll.
+Status Log::Recover(RecoveryReport* report) {
+  std::vector<std::string> names;
+  Status s = posix_io::ListDir(SegDir(), &names);
+  if (!s.ok()) return s;
+  for (const auto& name : names) {
+    if (auto seq = ParseSegmentFileName(name)) {
+      segments_.push_back(Segment{*seq, SegDir() + "/" + name, 0});
+    }
+  }
+  std::sort(segments_.begin(), segments_.end(),
+            [](const Segment& a, const Segment& b) { return a.first_seq < b.first_seq; });
+
+  next_seq_ = segments_.empty() ? 1 : segments_.back().first_seq;
+  while (!segments_.empty()) {
+    Segment& tail = segments_.back();
+    int fd;
+    s = posix_io::OpenFile(tail.path, O_RDWR, &fd);
+    if (!s.ok()) return s;
+    uint64_t file_size = 0;
+    s = posix_io::FileSize(fd, &file_size);
+    char header[kSegmentHeaderSize];
+    size_t got = 0;
+    if (s.ok()) s = posix_io::PreadUpTo(fd, header, sizeof(header), 0, &got);
+    if (!s.ok()) {
+      ::close(fd);
+      return s;
+    }
+    uint64_t end = kSegmentHeaderSize;
+    uint64_t expected = tail.first_seq;
+    bool header_ok = got == sizeof(header) && DecodeSegmentHeader(header) == tail.first_seq;
+    if (header_ok) {
+      SegmentScanner scanner(fd, file_size, kSegmentHeaderSize);
+      RecordHeader rh;
+      std::string payload;
+      Status io;
+      while (scanner.Next(&rh, &payload, &io) == SegmentScanner::Result::kRecord &&
+             rh.seq == expected) {
+        ++expected;
+        end = scanner.offset();
+      }
+      if (!io.ok()) {
+        ::close(fd);
+        return io;
+      }
+    }
+    if (!header_ok || expected == tail.first_seq) {
+      // Created but no record in it completed: nothing in it was ever acknowledged.
+      ::close(fd);
+      s = posix_io::Unlink(tail.path);
+      if (!s.ok()) return s;
+      ++report->removed_segments;
+      next_seq_ = tail.first_seq;
+      segments_.pop_back();
+      continue;
+    }
+    if (end < file_size) {
+      report->truncated_bytes += file_size - end;
+      if (::ftruncate(fd, static_cast<off_t>(end)) != 0) {
+        int err = errno;
+        ::close(fd);
+        return Status::FromErrno("ftruncate " + tail.path, err);
+      }
+    }
+    ::close(fd);
+    tail.size = end;
+    next_seq_ = expected;
+    break;
+  }
+  // Sealed segments were truncated to their written size when they were sealed.
+  uint64_t total = 0;
+  for (size_t i = 0; i + 1 < segments_.size(); ++i) {
+    int fd;
+    s = posix_io::OpenFile(segments_[i].path, O_RDONLY, &fd);
+    if (s.ok()) s = posix_io::FileSize(fd, &segments_[i].size);
+    if (s.ok()) ::close(fd);
+    if (!s.ok()) return s;
+  }
+  for (const auto& seg : segments_) total += seg.size;
+  if (report->removed_segments > 0) {
+    s = posix_io::SyncDir(SegDir());
+    if (!s.ok()) return s;
+  }
+  bytes_.store(total);
+  report->segments = segments_.size();
+  report->next_seq = next_seq_;
+  report->first_seq = segments_.empty() ? next_seq_ : segments_.front().first_seq;
+  return Status::OK();
+}
+
+Status Log::OpenCursors() {
+  uint64_t oldest = segments_.empty() ? next_seq_ : segments_.front().first_seq;
+  uint64_t newest_cursor = 0;
+  for (const auto& target : options_.targets) {
+    TargetCursor cursor;
+    cursor.file = std::make_unique<CursorFile>();
+    uint64_t seq = 0;
+    Status s = cursor.file->Open(options_.dir + "/cursors/" + target + ".cur", oldest, &seq);
+    if (!s.ok()) return s;
+    // A cursor older than the oldest segment only means segments were reclaimed after
+    // every target had passed them, and this cursor was not synced since.
+    cursor.requested = std::max(seq, oldest);
+    newest_cursor = std::max(newest_cursor, cursor.requested);
+    cursors_.emplace(target, std::move(cursor));
+  }
+  // With every segment reclaimed the file names no longer tell the next sequence; the
+  // cursors do. Sequence numbers must never go backwards under a cursor.
+  next_seq_ = std::max(next_seq_, newest_cursor);
+  readable_end_.store(next_seq_);
+  return posix_io::SyncDir(options_.dir + "/cursors");
+}
+
+uint64_t Log::LoadedCursor(const std::string& target) const {
+  auto it = cursors_.find(target);
+  return it == cursors_.end() ? first_seq() : it->second.file->stored();
+}
+
+Status Log::Append(std::string payload, uint64_t ingest_unix_ns, AppendDone done) {
+  std::lock_guard lock(mu_);
+  if (!fatal_.ok()) return fatal_;
+  if (stopping_) return Status::Busy("log is closing");
+  uint64_t size = RecordSize(payload.size());
+  if (bytes_.load(std::memory_order_relaxed) + pending_bytes_ + size > options_.max_bytes) {
+    return Status::Busy("buffer full");
+  }
+  pending_bytes_ += size;
+  pending_.push_back(Pending{std::move(payload), ingest_unix_ns, std::move(done)});
+  if (pending_.size() == 1) cv_.notify_one();
+  return Status::OK();
+}
+
+void Log::RunCompletions() {
+  std::vector<Completion> done;
+  {
+    std::lock_guard lock(mu_);
+    done.swap(completed_);
+  }
+  for (auto& c : done) c.done(c.status, c.seq);
+}
+
+void Log::SetCursor(const std::string& target, uint64_t next_seq) {
+  std::lock_guard lock(mu_);
+  cursor_requests_[target] = next_seq;
+}
+
+void Log::Close() {
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_ && !writer_.joinable()) return;
+    stopping_ = true;
+  }
+  cv_.notify_one();
+  if (writer_.joinable()) writer_.join();
+  if (active_fd_ >= 0) SealActive();
+  RunCompletions();
+  if (lock_fd_ >= 0) {
+    ::close(lock_fd_);
+    lock_fd_ = -1;
+  }
+}
+
+uint64_t Log::first_seq() const {
+  std::lock_guard lock(mu_);
+  return segments_.empty() ? readable_end() : segments_.front().first_seq;
+}
+
+size_t Log::segment_count() const {
+  std::lock_guard lock(mu_);
+  return segments_.size();
+}
+
+Status Log::fatal_error() const {
+  std::lock_guard lock(mu_);
+  return fatal_;
+}
+
+std::optional<Log::SegmentRef> Log::SegmentFor(uint64_t seq) const {
+  std::lock_guard lock(mu_);
+  if (segments_.empty()) return std::nullopt;
+  auto it = std::upper_bound(segments_.begin(), segments_.end(), seq,
+                             [](uint64_t s, const Segment& seg) { return s < seg.first_seq; });
+  if (it != segments_.begin()) --it;
+  return SegmentRef{it->first_seq, it->path};
+}
+
+std::optional<Log::SegmentRef> Log::SegmentStartingAt(uint64_t seq) const {
+  std::lock_guard lock(mu_);
+  auto it = std::lower_bound(segments_.begin(), segments_.end(), seq,
+                             [](const Segment& seg, uint64_t s) { return seg.first_seq < s; });
+  if (it == segments_.end() || it->first_seq != seq) return std::nullopt;
+  return SegmentRef{it->first_seq, it->path};
+}
+
+std::optional<Log::SegmentRef> Log::SegmentAfter(uint64_t seq) const {
+  std::lock_guard lock(mu_);
+  auto it = std::upper_bound(segments_.begin(), segments_.end(), seq,
+                             [](uint64_t s, const Segment& seg) { return s < seg.first_seq; });
+  if (it == segments_.end()) return std::nullopt;
+  return SegmentRef{it->first_seq, it->path};
+}
+
+void Log::WriterMain() {
+  std::vector<Pending> batch;
+  for (;;) {
+    {
+      std::unique_lock lock(mu_);
+      auto now = clock_.Now();
+      auto deadline = last_cursor_sync_ + options_.cursor_sync_interval;
+      if (unsynced_writes_ && options_.fsync == FsyncPolicy::kInterval) {
+        deadline = std::min(deadline, last_data_sync_ + options_.fsync_interval);
+      }
+      if (pending_.empty() && !stopping_ && deadline > now) {
+        cv_.wait_for(lock, deadline - now, [&] { return !pending_.empty() || stopping_; });
+      }
+      if (pending_.empty() && stopping_) break;
+      // Take what is queued, up to the batch cap (at least one record).
+      size_t bytes = 0;
+      while (!pending_.empty() &&
+             (batch.empty() || bytes + pending_.front().payload.size() <= options_.max_batch_bytes)) {
+        bytes += pending_.front().payload.size();
+        batch.push_back(std::move(pending_.front()));
+        pending_.pop_front();
+      }
+    }
+    if (!batch.empty()) WriteBatch(&batch);
+    batch.clear();
+    auto now = clock_.Now();
+    if (unsynced_writes_ && options_.fsync == FsyncPolicy::kInterval &&
+        now - last_data_sync_ >= options_.fsync_interval) {
+      Status s = posix_io::Fdatasync(active_fd_, "active segment");
+      last_data_sync_ = now;
+      unsynced_writes_ = false;
+      if (!s.ok()) {
+        std::lock_guard lock(mu_);
+        fatal_ = s;
+      }
+    }
+    if (now - last_cursor_sync_ >= options_.cursor_sync_interval) SyncCursorsAndReclaim();
+  }
+  SyncCursorsAndReclaim();
+}
+
+// Writes `batch` in order, in runs that fit the active segment, rolling as needed.
+void Log::WriteBatch(std::vector<Pending>* batch) {
+  {
+    std::lock_guard lock(mu_);
+    if (!fatal_.ok()) return Fail(batch, 0, fatal_);
+  }
+  std::vector<char> headers(batch->size() * kRecordHeaderSize);
+  static const char kPadding[8] = {};
+  size_t i = 0;
+  while (i < batch->size()) {
+    size_t first_size = RecordSize((*batch)[i].payload.size());
+    if (active_fd_ < 0 || active_offset_ + first_size > active_capacity_) {
+      Status s = RollSegment(first_size);
+      if (!s.ok()) return Fail(batch, i, s);
+    }
+    // One run: as many records as fit the active segment.
+    std::vector<iovec> iov;
+    uint64_t run_offset = active_offset_;
+    uint64_t run_bytes = 0;
+    size_t run_start = i;
+    while (i < batch->size()) {
+      Pending& p = (*batch)[i];
+      size_t size = RecordSize(p.payload.size());
+      if (active_offset_ + run_bytes + size > active_capacity_) break;
+      char* h = headers.data() + i * kRecordHeaderSize;
+      EncodeRecordHeader(next_seq_ + (i - run_start), p.ingest_unix_ns, 0, p.payload, h);
+      iov.push_back({h, kRecordHeaderSize});
+      iov.push_back({p.payload.data(), p.payload.size()});
+      size_t pad = PaddedSize(p.payload.size()) - p.payload.size();
+      if (pad > 0) iov.push_back({const_cast<char*>(kPadding), pad});
+      run_bytes += size;
+      ++i;
+    }
+    Status s = posix_io::PwriteAll(active_fd_, std::move(iov), run_offset);
+    auto sync_start = clock_.Now();
+    if (s.ok() && options_.fsync == FsyncPolicy::kBatch) {
+      s = posix_io::Fdatasync(active_fd_, segments_.back().path);
+      if (!s.ok()) {
+        // The kernel may have dropped the pages it failed to write: the log's state on
+        // disk is unknown, and retrying fsync would report success for lost data.
+        std::lock_guard lock(mu_);
+        fatal_ = s;
+      }
+      if (options_.on_commit) options_.on_commit(clock_.Now() - sync_start, i - run_start);
+    } else if (s.ok()) {
+      unsynced_writes_ = true;
+      if (options_.on_commit) options_.on_commit(common::Duration(0), i - run_start);
+    }
+    if (!s.ok()) return Fail(batch, run_start, s);
+
+    std::vector<Completion> done;
+    done.reserve(i - run_start);
+    for (size_t k = run_start; k < i; ++k) {
+      done.push_back(Completion{std::move((*batch)[k].done), Status::OK(), next_seq_ + (k - run_start)});
+    }
+    next_seq_ += i - run_start;
+    active_offset_ += run_bytes;
+    {
+      std::lock_guard lock(mu_);
+      segments_.back().size = active_offset_;
+      pending_bytes_ -= run_bytes;
+    }
+    bytes_.fetch_add(run_bytes, std::memory_order_relaxed);
+    readable_end_.store(next_seq_, std::memory_order_release);
+    PublishCompletions(&done);
+  }
+}
+
+void Log::Fail(std::vector<Pending>* batch, size_t from, const Status& status) {
+  std::vector<Completion> done;
+  uint64_t bytes = 0;
+  for (size_t k = from; k < batch->size(); ++k) {
+    bytes += RecordSize((*batch)[k].payload.size());
+    done.push_back(Completion{std::move((*batch)[k].done), status, 0});
+  }
+  {
+    std::lock_guard lock(mu_);
+    pending_bytes_ -= bytes;
+  }
+  PublishCompletions(&done);
+}
+
+void Log::PublishCompletions(std::vector<Completion>* done) {
+  if (done->empty()) return;
+  {
+    std::lock_guard lock(mu_);
+    for (auto& c : *done) completed_.push_back(std::move(c));
+  }
+  if (options_.wake) options_.wake();
+}
+
+// Seals the active segment and starts seg/<next_seq>.log: fallocated, header written and
+// synced, and the directory synced before any record in it can be acknowledged, so a
+// crash can never leave an acknowledged record in a file the directory does not list.
+Status Log::RollSegment(size_t first_record_bytes) {
+  if (active_fd_ >= 0) SealActive();
+  uint64_t capacity = std::max<uint64_t>(options_.segment_bytes,
+                                         kSegmentHeaderSize + first_record_bytes);
+  std::string path = SegDir() + "/" + SegmentFileName(next_seq_);
+  int fd;
+  Status s = posix_io::OpenFile(path, O_RDWR | O_CREAT | O_EXCL, &fd);
+  if (!s.ok()) return s;
+  char header[kSegmentHeaderSize];
+  EncodeSegmentHeader(next_seq_, header);
+  s = posix_io::Fallocate(fd, capacity, path);
+  if (s.ok()) s = posix_io::PwriteAll(fd, {{header, sizeof(header)}}, 0);
+  bool sync = options_.fsync != FsyncPolicy::kNever;
+  if (s.ok() && sync) s = posix_io::Fdatasync(fd, path);
+  if (s.ok() && sync) s = posix_io::SyncDir(SegDir());
+  if (!s.ok()) {
+    ::close(fd);
+    // Nothing in it was acknowledged; removing it lets the next attempt reuse the name.
+    (void)posix_io::Unlink(path);
+    if (!s.IsNoSpace()) {
+      std::lock_guard lock(mu_);
+      fatal_ = s;
+    }
+    return s;
+  }
+  active_fd_ = fd;
+  active_offset_ = kSegmentHeaderSize;
+  active_capacity_ = capacity;
+  {
+    std::lock_guard lock(mu_);
+    segments_.push_back(Segment{next_seq_, path, kSegmentHeaderSize});
+  }
+  bytes_.fetch_add(kSegmentHeaderSize, std::memory_order_relaxed);
+  return Status::OK();
+}
+
+// Cuts the fallocated but unused tail so that a sealed segment's size is its content.
+void Log::SealActive() {
+  if (unsynced_writes_ && options_.fsync != FsyncPolicy::kNever) {
+    Status s = posix_io::Fdatasync(active_fd_, segments_.back().path);
+    if (!s.ok()) {
+      std::lock_guard lock(mu_);
+      fatal_ = s;
+    }
+  }
+  unsynced_writes_ = false;
+  // A failed truncate only leaves zeros that the scanner reads as the end.
+  (void)::ftruncate(active_fd_, static_cast<off_t>(active_offset_));
+  ::close(active_fd_);
+  active_fd_ = -1;
+}
+
+// Syncs moved cursors, then deletes whole segments every target has passed (the
+// low-water mark), then syncs the directory. Order matters: a segment is unlinked only
+// after the cursors that make it unnecessary are durable.
+void Log::SyncCursorsAndReclaim() {
+  last_cursor_sync_ = clock_.Now();
+  std::map<std::string, uint64_t> requests;
+  {
+    std::lock_guard lock(mu_);
+    requests.swap(cursor_requests_);
+  }
+  for (auto& [target, seq] : requests) {
+    auto it = cursors_.find(target);
+    if (it == cursors_.end() || it->second.file->stored() == seq) continue;
+    it->second.requested = seq;
+    Status s = it->second.file->Store(seq);
+    if (!s.ok()) {
+      std::lock_guard lock(mu_);
+      fatal_ = s;
+      return;
+    }
+  }
+  if (cursors_.empty()) return;
+  uint64_t low = UINT64_MAX;
+  for (const auto& [target, cursor] : cursors_) low = std::min(low, cursor.file->stored());
+
+  std::vector<std::string> doomed;
+  uint64_t freed = 0;
+  {
+    std::lock_guard lock(mu_);
+    // segments_[k] holds [first_seq_k, first_seq_{k+1}); the active one is never removed.
+    size_t k = 0;
+    while (k + 1 < segments_.size() && segments_[k + 1].first_seq <= low) {
+      doomed.push_back(segments_[k].path);
+      freed += segments_[k].size;
+      ++k;
+    }
+    segments_.erase(segments_.begin(), segments_.begin() + static_cast<long>(k));
+  }
+  if (doomed.empty()) return;
+  bytes_.fetch_sub(freed, std::memory_order_relaxed);
+  for (const auto& path : doomed) (void)posix_io::Unlink(path);
+  (void)posix_io::SyncDir(SegDir());
+}
+
+}  // namespace sluice::buffer

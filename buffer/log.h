@@ -1,0 +1,169 @@
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "buffer/cursor_file.h"
+#include "common/clock.h"
+#include "common/status.h"
+
+namespace sluice::buffer {
+
+enum class FsyncPolicy {
+  kBatch,     // complete an append only after the fdatasync covering it (group commit)
+  kInterval,  // complete after write(2); fdatasync every fsync_interval
+  kNever,     // complete after write(2); the OS decides when data reaches the disk
+};
+
+struct LogOptions {
+  std::string dir;
+  uint64_t segment_bytes = 64ull << 20;
+  uint64_t max_bytes = 1ull << 30;
+  FsyncPolicy fsync = FsyncPolicy::kBatch;
+  common::Duration fsync_interval = std::chrono::milliseconds(10);
+  common::Duration cursor_sync_interval = std::chrono::milliseconds(100);
+  size_t max_batch_bytes = 1u << 20;
+  std::vector<std::string> targets;  // one cursor file each
+  // Called on the writer thread whenever completions are ready; the owner then calls
+  // RunCompletions() on its own thread (the proxy wires this to uv_async_send).
+  std::function<void()> wake;
+  // Observers called on the writer thread (metrics); may be empty.
+  std::function<void(common::Duration fsync, size_t records)> on_commit;
+};
+
+// What is on disk, recomputed at Open.
+struct RecoveryReport {
+  size_t segments = 0;
+  uint64_t first_seq = 0;  // oldest record still stored
+  uint64_t next_seq = 0;   // the sequence the next append gets
+  uint64_t truncated_bytes = 0;  // unacknowledged bytes dropped from the tail
+  size_t removed_segments = 0;   // empty or headerless tail segments removed
+};
+
+// The durable, append-only, segmented log. One writer thread owns the active segment and
+// commits appends in groups: one pwritev and (with FsyncPolicy::kBatch) one fdatasync per
+// batch; while it syncs, the next batch collects. Readers (LogReader) read records by
+// position below readable_end().
+//
+// Threads: Append, SetCursor, RunCompletions and Close are called from one owner thread
+// (the event loop); the accessors are safe from any thread.
+class Log {
+ public:
+  using AppendDone = std::function<void(const common::Status& status, uint64_t seq)>;
+
+  // Locks dir/LOCK, recovers the tail segment, loads cursors and starts the writer.
+  static common::Status Open(LogOptions options, std::unique_ptr<Log>* log,
+                             RecoveryReport* report = nullptr);
+  ~Log();
+  Log(const Log&) = delete;
+  Log& operator=(const Log&) = delete;
+
+  // Queues one record. Returns kBusy without queuing when the log is at max_bytes, or the
+  // fatal error once one happened. Otherwise `done` runs later from RunCompletions(): with
+  // OK and the record's sequence number once it is durable per the fsync policy, or with
+  // kNoSpace (disk full: nothing stored, try again later) or an I/O error (fatal).
+  common::Status Append(std::string payload, uint64_t ingest_unix_ns, AppendDone done);
+  // Runs the callbacks of finished appends on the calling thread.
+  void RunCompletions();
+
+  // Records that `target` has finished every sequence below next_seq. Written to the
+  // cursor file lazily (within cursor_sync_interval) and on Close.
+  void SetCursor(const std::string& target, uint64_t next_seq);
+  // The cursor as loaded at Open (the oldest stored record for a new target).
+  uint64_t LoadedCursor(const std::string& target) const;
+
+  // Stops taking appends, finishes queued ones, syncs cursors and joins the writer.
+  void Close();
+
+  uint64_t readable_end() const { return readable_end_.load(std::memory_order_acquire); }
+  uint64_t first_seq() const;
+  uint64_t bytes() const { return bytes_.load(std::memory_order_relaxed); }
+  uint64_t max_bytes() const { return options_.max_bytes; }
+  size_t segment_count() const;
+  common::Status fatal_error() const;
+  const std::string& dir() const { return options_.dir; }
+
+  // Segment lookup for readers: the segment holding `seq` (the one with the largest
+  // first_seq <= seq), or the first segment when seq is older than everything stored.
+  struct SegmentRef {
+    uint64_t first_seq;
+    std::string path;
+  };
+  std::optional<SegmentRef> SegmentFor(uint64_t seq) const;
+  // The segment whose first record is exactly `seq`, if any.
+  std::optional<SegmentRef> SegmentStartingAt(uint64_t seq) const;
+  // The first segment that starts after `seq`.
+  std::optional<SegmentRef> SegmentAfter(uint64_t seq) const;
+
+ private:
+  struct Pending {
+    std::string payload;
+    uint64_t ingest_unix_ns;
+    AppendDone done;
+  };
+  struct Completion {
+    AppendDone done;
+    common::Status status;
+    uint64_t seq;
+  };
+  struct Segment {
+    uint64_t first_seq;
+    std::string path;
+    uint64_t size;  // bytes written (sealed: the file size)
+  };
+  struct TargetCursor {
+    std::unique_ptr<CursorFile> file;
+    uint64_t requested = 0;
+  };
+
+  explicit Log(LogOptions options);
+  common::Status Recover(RecoveryReport* report);
+  common::Status OpenCursors();
+  void WriterMain();
+  void WriteBatch(std::vector<Pending>* batch);
+  common::Status RollSegment(size_t first_record_bytes);
+  void SealActive();
+  void SyncCursorsAndReclaim();
+  void Fail(std::vector<Pending>* batch, size_t from, const common::Status& status);
+  void PublishCompletions(std::vector<Completion>* done);
+  std::string SegDir() const { return options_.dir + "/seg"; }
+
+  const LogOptions options_;
+  common::SystemClock clock_;
+  int lock_fd_ = -1;
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Pending> pending_;
+  uint64_t pending_bytes_ = 0;
+  std::vector<Completion> completed_;
+  std::map<std::string, uint64_t> cursor_requests_;
+  bool stopping_ = false;
+  common::Status fatal_;
+  std::vector<Segment> segments_;  // sorted by first_seq; the last may be the active one
+
+  // Writer-thread state (and Open/Close, before/after the thread runs).
+  int active_fd_ = -1;
+  uint64_t active_offset_ = 0;
+  uint64_t active_capacity_ = 0;
+  uint64_t next_seq_ = 1;
+  bool unsynced_writes_ = false;
+  common::Duration last_data_sync_{0};
+  common::Duration last_cursor_sync_{0};
+  std::map<std::string, TargetCursor> cursors_;
+
+  std::atomic<uint64_t> readable_end_{1};
+  std::atomic<uint64_t> bytes_{0};
+  std::thread writer_;
+};
+
+}  // namespace sluice::buffer

@@ -1,0 +1,84 @@
+#include "buffer/log_reader.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "buffer/posix_io.h"
+#include "buffer/segment.h"
+
+namespace sluice::buffer {
+
+using common::Status;
+
+LogReader::~LogReader() { CloseSegment(); }
+
+void LogReader::CloseSegment() {
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
+}
+
+Status LogReader::OpenSegment(const Log::SegmentRef& ref) {
+  CloseSegment();
+  Status s = posix_io::OpenFile(ref.path, O_RDONLY, &fd_);
+  if (!s.ok()) return s;
+  segment_first_seq_ = ref.first_seq;
+  offset_ = kSegmentHeaderSize;
+  return posix_io::FileSize(fd_, &file_size_);
+}
+
+Status LogReader::Position() {
+  auto ref = log_.SegmentFor(next_seq_);
+  if (!ref) return Status::NotFound("no segment");
+  Status s = OpenSegment(*ref);
+  if (!s.ok()) return s;
+  if (next_seq_ < ref->first_seq) {
+    // Older records were reclaimed (every cursor had passed them).
+    next_seq_ = ref->first_seq;
+    return Status::OK();
+  }
+  // Scan forward to next_seq_.
+  SegmentScanner scanner(fd_, file_size_, offset_);
+  RecordHeader h;
+  std::string payload;
+  for (uint64_t seq = ref->first_seq; seq < next_seq_; ++seq) {
+    if (scanner.Next(&h, &payload, &s) != SegmentScanner::Result::kRecord) break;
+    offset_ = scanner.offset();
+  }
+  return s;
+}
+
+LogReader::Result LogReader::Next(RecordHeader* header, std::string* payload, Status* error) {
+  for (;;) {
+    if (next_seq_ >= log_.readable_end()) return Result::kCaughtUp;
+    if (auto starting = log_.SegmentStartingAt(next_seq_);
+        starting && (fd_ < 0 || starting->first_seq != segment_first_seq_)) {
+      *error = OpenSegment(*starting);
+      if (!error->ok()) return Result::kError;
+    } else if (fd_ < 0) {
+      *error = Position();
+      if (!error->ok()) return Result::kError;
+      continue;
+    }
+    // The active segment grows: refresh the size when the record may lie past it.
+    if (offset_ + kRecordHeaderSize > file_size_) {
+      *error = posix_io::FileSize(fd_, &file_size_);
+      if (!error->ok()) return Result::kError;
+    }
+    SegmentScanner scanner(fd_, file_size_, offset_);
+    auto result = scanner.Next(header, payload, error);
+    if (!error->ok()) return Result::kError;
+    if (result == SegmentScanner::Result::kRecord && header->seq == next_seq_) {
+      offset_ = scanner.offset();
+      ++next_seq_;
+      return Result::kRecord;
+    }
+    // A durable record that cannot be read whole: a damaged sealed segment. Skip to the
+    // next segment; the records in between are lost and counted.
+    auto next = log_.SegmentAfter(next_seq_);
+    if (!next) return Result::kCaughtUp;  // the writer has not published it yet
+    skipped_ += next->first_seq - next_seq_;
+    next_seq_ = next->first_seq;
+  }
+}
+
+}  // namespace sluice::buffer

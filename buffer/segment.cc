@@ -1,0 +1,69 @@
+#include "buffer/segment.h"
+
+#include <charconv>
+#include <cstdio>
+#include <cstring>
+
+#include "buffer/endian.h"
+#include "buffer/posix_io.h"
+#include "common/crc32c.h"
+
+namespace sluice::buffer {
+
+namespace crc32c = common::crc32c;
+constexpr char kSegmentMagic[8] = {'S', 'L', 'U', 'I', 'C', 'E', 'S', 'G'};
+
+std::string SegmentFileName(uint64_t first_seq) {
+  char name[32];
+  std::snprintf(name, sizeof(name), "%020llu.log", static_cast<unsigned long long>(first_seq));
+  return name;
+}
+
+std::optional<uint64_t> ParseSegmentFileName(std::string_view name) {
+  if (name.size() != 24 || name.substr(20) != ".log") return std::nullopt;
+  uint64_t seq = 0;
+  auto [ptr, ec] = std::from_chars(name.data(), name.data() + 20, seq);
+  if (ec != std::errc() || ptr != name.data() + 20) return std::nullopt;
+  return seq;
+}
+
+void EncodeSegmentHeader(uint64_t first_seq, char* out) {
+  std::memset(out, 0, kSegmentHeaderSize);
+  std::memcpy(out, kSegmentMagic, 8);
+  PutU32(out + 8, kSegmentVersion);
+  PutU64(out + 16, first_seq);
+  PutU32(out + 28, crc32c::Mask(crc32c::Value(out, 28)));
+}
+
+std::optional<uint64_t> DecodeSegmentHeader(const char* in) {
+  if (std::memcmp(in, kSegmentMagic, 8) != 0) return std::nullopt;
+  if (crc32c::Unmask(GetU32(in + 28)) != crc32c::Value(in, 28)) return std::nullopt;
+  if (GetU32(in + 8) != kSegmentVersion) return std::nullopt;
+  return GetU64(in + 16);
+}
+
+SegmentScanner::Result SegmentScanner::Next(RecordHeader* header, std::string* payload,
+                                            common::Status* io_error) {
+  if (offset_ + kRecordHeaderSize > file_size_) return Result::kEnd;
+  char buf[kRecordHeaderSize];
+  size_t got = 0;
+  *io_error = posix_io::PreadUpTo(fd_, buf, sizeof(buf), offset_, &got);
+  if (!io_error->ok()) return Result::kCorrupt;
+  if (got < sizeof(buf)) return Result::kEnd;
+  switch (DecodeRecordHeader(buf, header)) {
+    case HeaderState::kZero: return Result::kEnd;
+    case HeaderState::kCorrupt: return Result::kCorrupt;
+    case HeaderState::kValid: break;
+  }
+  uint64_t payload_offset = offset_ + kRecordHeaderSize;
+  if (payload_offset + header->payload_len > file_size_) return Result::kTruncated;
+  payload->resize(header->payload_len);
+  *io_error = posix_io::PreadUpTo(fd_, payload->data(), payload->size(), payload_offset, &got);
+  if (!io_error->ok()) return Result::kCorrupt;
+  if (got < payload->size()) return Result::kTruncated;
+  if (!PayloadMatches(*header, *payload)) return Result::kCorrupt;
+  offset_ += RecordSize(header->payload_len);
+  return Result::kRecord;
+}
+
+}  // namespace sluice::buffer

@@ -1,0 +1,49 @@
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "buffer/record.h"
+#include "common/status.h"
+
+namespace sluice::buffer {
+
+// A segment file seg/<first_seq, 20 digits>.log starts with a 32-byte header:
+//   "SLUICESG" · u32 format version · u32 reserved · u64 first_seq · u32 reserved ·
+//   u32 masked CRC32C of the preceding 28 bytes
+// followed by records. The file is fallocated, so the unwritten tail reads as zeros.
+constexpr size_t kSegmentHeaderSize = 32;
+constexpr uint32_t kSegmentVersion = 1;
+
+std::string SegmentFileName(uint64_t first_seq);
+std::optional<uint64_t> ParseSegmentFileName(std::string_view name);
+
+void EncodeSegmentHeader(uint64_t first_seq, char* out);
+// The first_seq recorded in a valid header; nullopt when the header is damaged.
+std::optional<uint64_t> DecodeSegmentHeader(const char* in);
+
+// Reads records one after another from an open segment file.
+class SegmentScanner {
+ public:
+  enum class Result {
+    kRecord,     // *header and *payload filled, offset advanced
+    kEnd,        // zero header or end of file: nothing more was written
+    kTruncated,  // a valid header whose payload runs past the end of the file
+    kCorrupt,    // header or payload CRC mismatch
+  };
+  // "fd" must remain open while the scanner is in use.
+  SegmentScanner(int fd, uint64_t file_size, uint64_t offset)
+      : fd_(fd), file_size_(file_size), offset_(offset) {}
+
+  Result Next(RecordHeader* header, std::string* payload, common::Status* io_error);
+  uint64_t offset() const { return offset_; }
+
+ private:
+  int fd_;
+  uint64_t file_size_;
+  uint64_t offset_;
+};
+
+}  // namespace sluice::buffer
