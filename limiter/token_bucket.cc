@@ -1,0 +1,89 @@
+#include "limiter/token_bucket.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace sluice::limiter {
+namespace {
+
+// A token short by less than this counts as whole: a picosecond of refill, and never less
+// than 1e-12 tokens. That is far above the floating-point error of crediting time
+// (~1e-16 per refill near one token) and far below anything a rate can be measured to.
+// Without it, 0.9999999999999999 tokens after a wait computed in exact arithmetic would
+// turn into a 1 ns retry.
+double TokenEpsilon(double refill_per_ns) { return std::max(refill_per_ns * 1e-3, 1e-12); }
+
+double RefillPerNs(common::Rate rate) {
+  // NaN, zero and negative rates never refill.
+  if (!(rate.per_second > 0)) return 0;
+  return rate.per_second / 1e9;
+}
+
+}  // namespace
+
+TokenBucket::TokenBucket(common::Rate rate, uint32_t burst, const common::Clock& clock)
+    : clock_(clock),
+      rate_(rate),
+      refill_per_ns_(RefillPerNs(rate)),
+      burst_(burst),
+      tokens_(burst),
+      last_refill_(clock.Now()) {}
+
+bool TokenBucket::unlimited() const { return rate_.unlimited() && rate_.per_second > 0; }
+
+double TokenBucket::TokensAt(common::Duration now) const {
+  if (now <= last_refill_ || refill_per_ns_ == 0) return tokens_;
+  double credit = static_cast<double>((now - last_refill_).count()) * refill_per_ns_;
+  return std::min(static_cast<double>(burst_), tokens_ + credit);
+}
+
+void TokenBucket::Refill() {
+  common::Duration now = clock_.Now();
+  tokens_ = TokensAt(now);
+  // A monotonic clock never goes back; if one did, credit nothing until it passes the
+  // last refill again rather than crediting the same interval twice.
+  last_refill_ = std::max(last_refill_, now);
+}
+
+bool TokenBucket::TryTake() {
+  if (unlimited()) return true;
+  Refill();
+  if (tokens_ < 1 - TokenEpsilon(refill_per_ns_)) return false;
+  tokens_ -= 1;
+  return true;
+}
+
+common::Duration TokenBucket::TimeUntilNextToken() const {
+  if (unlimited()) return common::Duration::zero();
+  double tokens = TokensAt(clock_.Now());
+  double epsilon = TokenEpsilon(refill_per_ns_);
+  if (tokens >= 1 - epsilon) return common::Duration::zero();
+  if (refill_per_ns_ == 0 || burst_ == 0) return common::Duration::max();
+  // Aim half an epsilon past the threshold so that TryTake() succeeds after this wait
+  // however the refills in between were rounded; round up to a whole nanosecond.
+  double wait_ns = std::ceil((1 - epsilon / 2 - tokens) / refill_per_ns_);
+  // 2^63 is exactly representable; anything at or above it does not fit in a Duration.
+  if (!(wait_ns < 9223372036854775808.0)) return common::Duration::max();
+  return common::Duration(std::max<int64_t>(1, static_cast<int64_t>(wait_ns)));
+}
+
+void TokenBucket::Reconfigure(common::Rate rate, uint32_t burst) {
+  if (unlimited()) {
+    // An unlimited bucket is always full.
+    tokens_ = burst_;
+    last_refill_ = std::max(last_refill_, clock_.Now());
+  } else {
+    Refill();
+  }
+  rate_ = rate;
+  refill_per_ns_ = RefillPerNs(rate);
+  burst_ = burst;
+  tokens_ = std::min(tokens_, static_cast<double>(burst_));
+}
+
+double TokenBucket::tokens() const {
+  if (unlimited()) return burst_;
+  return TokensAt(clock_.Now());
+}
+
+}  // namespace sluice::limiter
