@@ -25,9 +25,11 @@ Status Log::Open(LogOptions options, std::unique_ptr<Log>* out, RecoveryReport* 
   if (s.ok()) s = posix_io::LockDir(dir, &log->lock_fd_);
   if (s.ok()) s = posix_io::MakeDirs(log->SegDir());
   if (s.ok()) s = posix_io::MakeDirs(dir + "/cursors");
+  if (s.ok()) s = posix_io::MakeDirs(dir + "/dead");
   RecoveryReport local;
   if (s.ok()) s = log->Recover(report != nullptr ? report : &local);
   if (s.ok()) s = log->OpenCursors();
+  if (s.ok()) s = log->OpenDeadLetterFiles();
   if (!s.ok()) return s;
   log->writer_ = std::thread([raw = log.get()] { raw->WriterMain(); });
   *out = std::move(log);
@@ -239,6 +241,7 @@ std::optional<Log::SegmentRef> Log::SegmentAfter(uint64_t seq) const {
 
 void Log::WriterMain() {
   std::vector<Pending> batch;
+  std::vector<PendingDeadLetter> letters;
   for (;;) {
     {
       std::unique_lock lock(mu_);
@@ -247,10 +250,13 @@ void Log::WriterMain() {
       if (unsynced_writes_ && options_.fsync == FsyncPolicy::kInterval) {
         deadline = std::min(deadline, last_data_sync_ + options_.fsync_interval);
       }
-      if (pending_.empty() && !stopping_ && deadline > now) {
-        cv_.wait_for(lock, deadline - now, [&] { return !pending_.empty() || stopping_; });
+      if (pending_.empty() && dead_pending_.empty() && !stopping_ && deadline > now) {
+        cv_.wait_for(lock, deadline - now, [&] {
+          return !pending_.empty() || !dead_pending_.empty() || stopping_;
+        });
       }
-      if (pending_.empty() && stopping_) break;
+      if (pending_.empty() && dead_pending_.empty() && stopping_) break;
+      letters.swap(dead_pending_);
       // Take what is queued, up to the batch cap (at least one record).
       size_t bytes = 0;
       while (!pending_.empty() &&
@@ -262,6 +268,8 @@ void Log::WriterMain() {
     }
     if (!batch.empty()) WriteBatch(&batch);
     batch.clear();
+    if (!letters.empty()) WriteDeadLetters(&letters);
+    letters.clear();
     auto now = clock_.Now();
     if (unsynced_writes_ && options_.fsync == FsyncPolicy::kInterval &&
         now - last_data_sync_ >= options_.fsync_interval) {
@@ -276,6 +284,10 @@ void Log::WriterMain() {
     if (now - last_cursor_sync_ >= options_.cursor_sync_interval) SyncCursorsAndReclaim();
   }
   SyncCursorsAndReclaim();
+  for (auto& [target, file] : dead_files_) {
+    if (file.fd >= 0) ::close(file.fd);
+    file.fd = -1;
+  }
 }
 
 // Writes `batch` in order, in runs that fit the active segment, rolling as needed.
@@ -466,6 +478,96 @@ void Log::SyncCursorsAndReclaim() {
   bytes_.fetch_sub(freed, std::memory_order_relaxed);
   for (const auto& path : doomed) (void)posix_io::Unlink(path);
   (void)posix_io::SyncDir(SegDir());
+}
+
+}  // namespace sluice::buffer
+
+namespace sluice::buffer {
+
+// Opens dead/<target>.log for every target, counts the letters and cuts a torn tail
+// (a dead letter is durable before the cursor passes it, so a torn one is still queued).
+Status Log::OpenDeadLetterFiles() {
+  for (const auto& target : options_.targets) {
+    std::string path = options_.dir + "/dead/" + target + ".log";
+    DeadLetterFile file;
+    Status s = posix_io::OpenFile(path, O_RDWR | O_CREAT, &file.fd);
+    uint64_t size = 0;
+    if (s.ok()) s = posix_io::FileSize(file.fd, &size);
+    if (!s.ok()) return s;
+    SegmentScanner scanner(file.fd, size, 0);
+    RecordHeader rh;
+    std::string payload;
+    Status io;
+    while (scanner.Next(&rh, &payload, &io) == SegmentScanner::Result::kRecord) ++file.count;
+    if (!io.ok()) return io;
+    file.size = scanner.offset();
+    if (file.size < size && ::ftruncate(file.fd, static_cast<off_t>(file.size)) != 0) {
+      return Status::FromErrno("ftruncate " + path, errno);
+    }
+    dead_counts_[target] = file.count;
+    dead_files_[target] = file;
+  }
+  return posix_io::SyncDir(options_.dir + "/dead");
+}
+
+Status Log::AppendDeadLetter(DeadLetter dl, AppendDone done) {
+  std::lock_guard lock(mu_);
+  if (!fatal_.ok()) return fatal_;
+  if (dead_files_.find(dl.target) == dead_files_.end()) {
+    return Status::NotFound("no dead-letter file for target " + dl.target);
+  }
+  dead_pending_.push_back(PendingDeadLetter{std::move(dl), std::move(done)});
+  cv_.notify_one();
+  return Status::OK();
+}
+
+uint64_t Log::DeadLetterCount(const std::string& target) const {
+  std::lock_guard lock(mu_);
+  auto it = dead_counts_.find(target);
+  return it == dead_counts_.end() ? 0 : it->second;
+}
+
+void Log::WriteDeadLetters(std::vector<PendingDeadLetter>* letters) {
+  std::vector<Completion> done;
+  std::map<std::string, bool> touched;
+  Status status;
+  {
+    std::lock_guard lock(mu_);
+    status = fatal_;
+  }
+  for (auto& pending : *letters) {
+    if (!status.ok()) break;
+    DeadLetterFile& file = dead_files_[pending.letter.target];
+    std::string payload = EncodeDeadLetterPayload(pending.letter);
+    char header[kRecordHeaderSize];
+    EncodeRecordHeader(pending.letter.seq, pending.letter.ingest_unix_ns, 0, payload, header);
+    static const char kPadding[8] = {};
+    size_t pad = PaddedSize(payload.size()) - payload.size();
+    std::vector<iovec> iov{{header, sizeof(header)}, {payload.data(), payload.size()}};
+    if (pad > 0) iov.push_back({const_cast<char*>(kPadding), pad});
+    status = posix_io::PwriteAll(file.fd, std::move(iov), file.size);
+    if (status.ok()) {
+      file.size += RecordSize(payload.size());
+      ++file.count;
+      touched[pending.letter.target] = true;
+    }
+  }
+  for (const auto& [target, unused] : touched) {
+    if (!status.ok() || options_.fsync == FsyncPolicy::kNever) break;
+    status = posix_io::Fdatasync(dead_files_[target].fd, "dead/" + target + ".log");
+    if (!status.ok()) {
+      std::lock_guard lock(mu_);
+      fatal_ = status;
+    }
+  }
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& [target, unused] : touched) dead_counts_[target] = dead_files_[target].count;
+  }
+  for (auto& pending : *letters) {
+    done.push_back(Completion{std::move(pending.done), status, pending.letter.seq});
+  }
+  PublishCompletions(&done);
 }
 
 }  // namespace sluice::buffer

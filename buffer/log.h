@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "buffer/cursor_file.h"
+#include "buffer/dead_letter.h"
 #include "common/clock.h"
 #include "common/status.h"
 
@@ -75,6 +76,12 @@ class Log {
   // Runs the callbacks of finished appends on the calling thread.
   void RunCompletions();
 
+  // Queues a dead letter for dead/<target>.log. `done` runs from RunCompletions once it
+  // is durable; only then may the target's cursor pass dl.seq.
+  common::Status AppendDeadLetter(DeadLetter dl, AppendDone done);
+  // Dead letters stored for `target`, counted from disk at Open and kept up to date.
+  uint64_t DeadLetterCount(const std::string& target) const;
+
   // Records that `target` has finished every sequence below next_seq. Written to the
   // cursor file lazily (within cursor_sync_interval) and on Close.
   void SetCursor(const std::string& target, uint64_t next_seq);
@@ -124,10 +131,21 @@ class Log {
     std::unique_ptr<CursorFile> file;
     uint64_t requested = 0;
   };
+  struct PendingDeadLetter {
+    DeadLetter letter;
+    AppendDone done;
+  };
+  struct DeadLetterFile {
+    int fd = -1;
+    uint64_t size = 0;
+    uint64_t count = 0;
+  };
 
   explicit Log(LogOptions options);
   common::Status Recover(RecoveryReport* report);
   common::Status OpenCursors();
+  common::Status OpenDeadLetterFiles();
+  void WriteDeadLetters(std::vector<PendingDeadLetter>* letters);
   void WriterMain();
   void WriteBatch(std::vector<Pending>* batch);
   common::Status RollSegment(size_t first_record_bytes);
@@ -147,6 +165,9 @@ class Log {
   uint64_t pending_bytes_ = 0;
   std::vector<Completion> completed_;
   std::map<std::string, uint64_t> cursor_requests_;
+  std::vector<PendingDeadLetter> dead_pending_;
+  std::map<std::string, DeadLetterFile> dead_files_;  // fds and sizes: writer thread only
+  std::map<std::string, uint64_t> dead_counts_;       // guarded by mu_
   bool stopping_ = false;
   common::Status fatal_;
   std::vector<Segment> segments_;  // sorted by first_seq; the last may be the active one

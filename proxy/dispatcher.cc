@@ -1,0 +1,381 @@
+#include "proxy/dispatcher.h"
+
+#include <algorithm>
+#include <random>
+
+#include "proxy/logging.h"
+
+namespace sluice::proxy {
+namespace {
+
+using std::chrono::duration_cast;
+using std::chrono::milliseconds;
+using Seconds = std::chrono::duration<double>;
+
+bool IsHopByHop(std::string_view name, const std::vector<std::string_view>& connection_tokens) {
+  static constexpr std::string_view kHopByHop[] = {
+      "Connection", "Keep-Alive", "Proxy-Connection", "TE", "Trailer", "Transfer-Encoding",
+      "Upgrade", "Proxy-Authorization", "Proxy-Authenticate"};
+  for (auto h : kHopByHop) {
+    if (EqualsIgnoreCase(name, h)) return true;
+  }
+  for (auto t : connection_tokens) {
+    if (EqualsIgnoreCase(name, t)) return true;
+  }
+  return false;
+}
+
+// Headers sluice sets itself; a client's copies are dropped, not forwarded twice.
+bool IsOwnHeader(std::string_view name) {
+  return EqualsIgnoreCase(name, "Content-Length") || EqualsIgnoreCase(name, "Sluice-Message-Id") ||
+         EqualsIgnoreCase(name, "Sluice-Attempt") || EqualsIgnoreCase(name, "X-Forwarded-For") ||
+         EqualsIgnoreCase(name, "Via");
+}
+
+}  // namespace
+
+Dispatcher::Dispatcher(uv_loop_t* loop, const config::Target& target, buffer::Log& log,
+                       metrics::Metrics& metrics, const common::Clock& clock, uint64_t start_seq,
+                       uint64_t queued)
+    : loop_(loop),
+      target_(target),
+      log_(log),
+      metrics_(metrics.ForTarget(target.name)),
+      clock_(clock),
+      reader_(log, start_seq),
+      bucket_(target.rate, target.burst, clock),
+      limit_(target.concurrency.limit),
+      backoff_(target.retry.initial_backoff, target.retry.max_backoff, std::random_device{}()),
+      max_retrying_(std::max<size_t>(64, 4 * size_t{target.concurrency.limit})),
+      cursor_(start_seq),
+      queued_(queued),
+      timer_(new uv_timer_t),
+      client_(std::make_unique<HttpClientPool>(loop, target.parsed_url.host,
+                                               target.parsed_url.port, 64 << 10)) {
+  uv_timer_init(loop_, timer_);
+  timer_->data = this;
+  metrics_.queue_messages->Set(static_cast<double>(queued_));
+  metrics_.rate_limit_per_second->Set(target.rate.per_second);
+  metrics_.concurrency_limit->Set(target.concurrency.limit);
+  metrics_.dead_letters->Set(static_cast<double>(log_.DeadLetterCount(target.name)));
+}
+
+Dispatcher::~Dispatcher() {
+  uv_timer_stop(timer_);
+  uv_close(reinterpret_cast<uv_handle_t*>(timer_),
+           [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
+}
+
+void Dispatcher::OnQueued(uint64_t n) {
+  queued_ += n;
+  metrics_.queue_messages->Set(static_cast<double>(queued_));
+}
+
+void Dispatcher::Stop() {
+  stopped_ = true;
+  uv_timer_stop(timer_);
+}
+
+void Dispatcher::Pump() {
+  if (pumping_) {
+    pump_again_ = true;  // re-entered from a callback: finish the outer pass first
+    return;
+  }
+  pumping_ = true;
+  do {
+    pump_again_ = false;
+    bool waiting_for_token = false;
+    common::Duration now = clock_.Now();
+    while (!stopped_ && now >= paused_until_ && limit_.in_flight() < limit_.limit()) {
+      FillLookahead();
+      bool has_due_retry = !retries_.empty() && retries_.begin()->first <= now;
+      bool fifo_blocked = target_.ordering == config::Ordering::kFifo && !retries_.empty();
+      bool has_fresh = next_ != nullptr && !fifo_blocked && retries_.size() < max_retrying_;
+      if (!has_due_retry && !has_fresh) break;
+      if (!bucket_.TryTake()) {
+        waiting_for_token = true;
+        break;
+      }
+      StartAttempt(TakeNext(now));
+    }
+    if (!stopped_) ArmTimer(now, waiting_for_token);
+  } while (pump_again_);
+  pumping_ = false;
+}
+
+// Reads until the next message for this target (records for other targets of a
+// fan-out route are passed over).
+void Dispatcher::FillLookahead() {
+  bool advanced = false;
+  while (next_ == nullptr) {
+    buffer::RecordHeader header;
+    std::string payload;
+    common::Status error;
+    auto result = reader_.Next(&header, &payload, &error);
+    if (result == buffer::LogReader::Result::kCaughtUp) break;
+    if (result == buffer::LogReader::Result::kError) {
+      logging::Error("reading the log failed", {{"target", target_.name}, {"error", error.ToString()}});
+      break;
+    }
+    advanced = true;
+    auto message = buffer::DecodeMessage(payload);
+    if (!message) {
+      logging::Error("undecodable record skipped",
+                     {{"target", target_.name}, {"seq", header.seq}});
+      continue;
+    }
+    if (!message->IsFor(target_.name)) continue;
+    auto d = std::make_unique<Delivery>();
+    d->seq = header.seq;
+    d->ingest_unix_ns = header.ingest_unix_ns;
+    d->payload = std::move(payload);
+    d->message = std::move(*message);
+    unfinished_.insert(d->seq);
+    next_ = std::move(d);
+  }
+  if (advanced) UpdateCursor();
+}
+
+std::unique_ptr<Dispatcher::Delivery> Dispatcher::TakeNext(common::Duration now) {
+  if (!retries_.empty() && retries_.begin()->first <= now) {
+    auto node = retries_.extract(retries_.begin());
+    return std::move(node.mapped());
+  }
+  return std::move(next_);
+}
+
+void Dispatcher::StartAttempt(std::unique_ptr<Delivery> d) {
+  (void)limit_.TryAcquire();  // checked by the caller: in_flight < limit
+  ++d->attempts;
+  uint64_t seq = d->seq;
+  std::string request = BuildRequest(*d);
+  bool head = d->message.method == "HEAD";
+  in_flight_[seq] = std::move(d);
+  metrics_.in_flight->Set(static_cast<double>(in_flight_.size()));
+  common::Duration started = clock_.Now();
+  client_->Send(std::move(request), head, target_.timeout,
+                [this, seq, started](ClientResult r) { OnAttemptDone(seq, started, std::move(r)); });
+}
+
+std::string Dispatcher::BuildRequest(const Delivery& d) const {
+  const buffer::Message& m = d.message;
+  std::vector<std::string_view> connection_tokens;
+  std::string prior_xff;
+  std::string prior_via;
+  for (const auto& [k, v] : m.headers) {
+    if (EqualsIgnoreCase(k, "Connection")) {
+      for (auto t : SplitTokens(v)) connection_tokens.push_back(t);
+    } else if (EqualsIgnoreCase(k, "X-Forwarded-For")) {
+      prior_xff += (prior_xff.empty() ? "" : ", ") + v;
+    } else if (EqualsIgnoreCase(k, "Via")) {
+      prior_via += (prior_via.empty() ? "" : ", ") + v;
+    }
+  }
+  std::string out;
+  out.reserve(256 + m.body.size() + 64 * m.headers.size());
+  out.append(m.method).append(" ").append(target_.parsed_url.base_path);
+  out.append(m.target.empty() || m.target[0] != '/' ? "/" : "").append(m.target);
+  out.append(" HTTP/1.1\r\n");
+  bool has_host = false;
+  bool has_idempotency_key = false;
+  for (const auto& [k, v] : m.headers) {
+    if (IsHopByHop(k, connection_tokens) || IsOwnHeader(k)) continue;
+    if (EqualsIgnoreCase(k, "Host")) has_host = true;
+    if (EqualsIgnoreCase(k, "Idempotency-Key")) has_idempotency_key = true;
+    out.append(k).append(": ").append(v).append("\r\n");
+  }
+  if (!has_host) {
+    out.append("Host: ").append(target_.parsed_url.host).append(":");
+    out.append(std::to_string(target_.parsed_url.port)).append("\r\n");
+  }
+  std::string id = m.id.ToString();
+  out.append("Sluice-Message-Id: ").append(id).append("\r\n");
+  out.append("Sluice-Attempt: ").append(std::to_string(d.attempts)).append("\r\n");
+  if (!has_idempotency_key) out.append("Idempotency-Key: ").append(id).append("\r\n");
+  out.append("X-Forwarded-For: ");
+  if (!prior_xff.empty()) out.append(prior_xff).append(", ");
+  out.append(m.client_addr).append("\r\n");
+  out.append("Via: ");
+  if (!prior_via.empty()) out.append(prior_via).append(", ");
+  out.append("1.1 sluice\r\n");
+  bool bodyless = m.body.empty() && (m.method == "GET" || m.method == "HEAD" ||
+                                     m.method == "DELETE" || m.method == "OPTIONS");
+  if (!bodyless) out.append("Content-Length: ").append(std::to_string(m.body.size())).append("\r\n");
+  out.append("\r\n");
+  out.append(m.body);
+  return out;
+}
+
+void Dispatcher::OnAttemptDone(uint64_t seq, common::Duration started, ClientResult result) {
+  limit_.Release();
+  auto it = in_flight_.find(seq);
+  if (it == in_flight_.end()) return;
+  std::unique_ptr<Delivery> d = std::move(it->second);
+  in_flight_.erase(it);
+  metrics_.in_flight->Set(static_cast<double>(in_flight_.size()));
+  common::Duration now = clock_.Now();
+  metrics_.delivery_duration_seconds->Observe(Seconds(now - started).count());
+
+  const config::RetryPolicy& policy = target_.retry;
+  Outcome outcome;
+  switch (result.error) {
+    case ClientResult::Error::kTimeout:
+      metrics_.attempts_timeout->Increment();
+      d->last_status = 0;
+      outcome = policy.on_timeout ? Outcome::kRetry : Outcome::kReject;
+      break;
+    case ClientResult::Error::kConnectFailure:
+      metrics_.attempts_connect_failure->Increment();
+      d->last_status = 0;
+      outcome = policy.on_connect_failure ? Outcome::kRetry : Outcome::kReject;
+      break;
+    case ClientResult::Error::kNone:
+    default: {
+      int status = result.response.status;
+      metrics_.AttemptResult(status).Increment();
+      d->last_status = status;
+      if (status >= 200 && status < 300) {
+        outcome = Outcome::kDelivered;
+      } else {
+        outcome = policy.RetriesStatus(status) ? Outcome::kRetry : Outcome::kReject;
+      }
+    }
+  }
+
+  if (outcome == Outcome::kDelivered) {
+    metrics_.delivered->Increment();
+    double age = Seconds(clock_.UnixNow() - common::Duration(d->ingest_unix_ns)).count();
+    metrics_.message_latency_seconds->Observe(std::max(0.0, age));
+    Finish(d->seq);
+  } else if (outcome == Outcome::kReject) {
+    logging::Warn("delivery rejected", {{"target", target_.name},
+                                        {"id", d->message.id.ToString()},
+                                        {"attempt", int64_t{d->attempts}},
+                                        {"status", d->last_status},
+                                        {"error", result.error_detail}});
+    DeadLetter(std::move(d), "rejected");
+  } else {
+    common::Duration age = clock_.UnixNow() - common::Duration(d->ingest_unix_ns);
+    if (policy.max_attempts != 0 && d->attempts >= policy.max_attempts) {
+      DeadLetter(std::move(d), "max_attempts");
+    } else if (age >= target_.max_age) {
+      DeadLetter(std::move(d), "expired");
+    } else {
+      ScheduleRetry(std::move(d), now, result);
+    }
+  }
+  Pump();
+}
+
+void Dispatcher::ScheduleRetry(std::unique_ptr<Delivery> d, common::Duration now,
+                               const ClientResult& r) {
+  metrics_.retries->Increment();
+  common::Duration due = now + backoff_.Next(d->attempts);
+  int status = r.error == ClientResult::Error::kNone ? r.response.status : 0;
+  if (target_.retry.respect_retry_after && (status == 429 || status == 503)) {
+    if (const std::string* value = FindHeader(r.response.headers, "Retry-After")) {
+      if (auto delay = limiter::ParseRetryAfter(*value, clock_.UnixNow())) {
+        // The target asked everyone to wait: pause the whole target, capped.
+        common::Duration pause = std::min(*delay, target_.retry.max_backoff);
+        paused_until_ = std::max(paused_until_, now + pause);
+        due = std::max(due, paused_until_);
+        metrics_.paused->Set(1);
+      }
+    }
+  }
+  logging::Debug("delivery will be retried",
+                 {{"target", target_.name}, {"id", d->message.id.ToString()},
+                  {"attempt", int64_t{d->attempts}}, {"status", d->last_status},
+                  {"error", r.error_detail},
+                  {"retry_in_ms", int64_t{duration_cast<milliseconds>(due - now).count()}}});
+  retries_.emplace(due, std::move(d));
+}
+
+void Dispatcher::DeadLetter(std::unique_ptr<Delivery> d, const char* reason) {
+  buffer::DeadLetter dl;
+  dl.target = target_.name;
+  dl.seq = d->seq;
+  dl.ingest_unix_ns = d->ingest_unix_ns;
+  dl.dead_unix_ns = static_cast<uint64_t>(clock_.UnixNow().count());
+  dl.reason = reason;
+  dl.attempts = d->attempts;
+  dl.last_status = d->last_status;
+  dl.payload = d->payload;
+  std::string why = reason;
+  uint64_t seq = d->seq;
+  common::Status s = log_.AppendDeadLetter(std::move(dl), [this, seq, why](const common::Status& st,
+                                                                           uint64_t) {
+    if (!st.ok()) {
+      // Not stored: the message stays unfinished and is retried from disk next start.
+      logging::Error("dead letter not stored", {{"target", target_.name}, {"error", st.ToString()}});
+      return;
+    }
+    if (why == "rejected") metrics_.dead_lettered_rejected->Increment();
+    else if (why == "max_attempts") metrics_.dead_lettered_max_attempts->Increment();
+    else metrics_.dead_lettered_expired->Increment();
+    metrics_.dead_letters->Set(static_cast<double>(log_.DeadLetterCount(target_.name)));
+    Finish(seq);
+    Pump();
+  });
+  if (!s.ok()) {
+    logging::Error("dead letter not stored", {{"target", target_.name}, {"error", s.ToString()}});
+  }
+  logging::Warn("message dead-lettered", {{"target", target_.name},
+                                           {"id", d->message.id.ToString()},
+                                           {"reason", reason},
+                                           {"attempt", int64_t{d->attempts}},
+                                           {"status", d->last_status}});
+}
+
+void Dispatcher::Finish(uint64_t seq) {
+  unfinished_.erase(seq);
+  if (queued_ > 0) --queued_;
+  metrics_.queue_messages->Set(static_cast<double>(queued_));
+  UpdateCursor();
+}
+
+// The cursor is the lowest sequence not yet finished: everything below it is done.
+void Dispatcher::UpdateCursor() {
+  uint64_t cursor = unfinished_.empty() ? reader_.next_seq() : *unfinished_.begin();
+  if (cursor != cursor_) {
+    cursor_ = cursor;
+    log_.SetCursor(target_.name, cursor);
+  }
+}
+
+void Dispatcher::ArmTimer(common::Duration now, bool waiting_for_token) {
+  common::Duration wake = common::Duration::max();
+  if (waiting_for_token) wake = now + bucket_.TimeUntilNextToken();
+  if (!retries_.empty()) wake = std::min(wake, retries_.begin()->first);
+  if (paused_until_ > now) {
+    wake = std::min(wake, paused_until_);
+  } else if (paused_until_ != common::Duration(0)) {
+    paused_until_ = common::Duration(0);
+    metrics_.paused->Set(0);
+  }
+  if (wake == common::Duration::max()) {
+    uv_timer_stop(timer_);
+    return;
+  }
+  // libuv timers tick in milliseconds: round up so we never wake before the token.
+  auto ns = std::max<int64_t>(0, (wake - now).count());
+  uint64_t ms = static_cast<uint64_t>((ns + 999'999) / 1'000'000);
+  uv_timer_start(timer_, OnTimer, ms, 0);
+}
+
+void Dispatcher::OnTimer(uv_timer_t* timer) { static_cast<Dispatcher*>(timer->data)->Pump(); }
+
+void Dispatcher::RefreshGauges() {
+  FillLookahead();
+  uint64_t oldest = UINT64_MAX;
+  if (next_) oldest = next_->ingest_unix_ns;
+  for (const auto& [seq, d] : in_flight_) oldest = std::min(oldest, d->ingest_unix_ns);
+  for (const auto& [due, d] : retries_) oldest = std::min(oldest, d->ingest_unix_ns);
+  double age = 0;
+  if (oldest != UINT64_MAX) {
+    age = std::max(0.0, Seconds(clock_.UnixNow() - common::Duration(oldest)).count());
+  }
+  metrics_.oldest_message_age_seconds->Set(age);
+}
+
+}  // namespace sluice::proxy

@@ -1,0 +1,103 @@
+#pragma once
+
+#include <uv.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <unordered_map>
+
+#include "buffer/log.h"
+#include "buffer/log_reader.h"
+#include "buffer/message.h"
+#include "common/clock.h"
+#include "config/config.h"
+#include "limiter/limiter.h"
+#include "metrics/metrics.h"
+#include "proxy/http_client.h"
+
+namespace sluice::proxy {
+
+// Delivers one target's messages: reads them from the log at the target's cursor,
+// starts each attempt when the token bucket and the concurrency limit allow, retries
+// with full-jitter backoff, pauses on Retry-After, dead-letters what cannot be
+// delivered, and moves the cursor to the lowest unfinished sequence.
+//
+// Memory is O(in flight + retrying): the retry set is bounded, and while it is full
+// fresh messages stay on disk.
+class Dispatcher {
+ public:
+  Dispatcher(uv_loop_t* loop, const config::Target& target, buffer::Log& log,
+             metrics::Metrics& metrics, const common::Clock& clock, uint64_t start_seq,
+             uint64_t queued);
+  ~Dispatcher();
+  Dispatcher(const Dispatcher&) = delete;
+  Dispatcher& operator=(const Dispatcher&) = delete;
+
+  // Starts what can be started now; called when records became readable and after
+  // every event of its own.
+  void Pump();
+  // `n` new messages for this target became durable.
+  void OnQueued(uint64_t n);
+  // Stop starting deliveries (shutdown); in-flight ones finish.
+  void Stop();
+  // Refreshes gauges that are computed, not counted (oldest message age).
+  void RefreshGauges();
+
+  const std::string& name() const { return target_.name; }
+  size_t in_flight() const { return in_flight_.size(); }
+  size_t retrying() const { return retries_.size(); }
+  uint64_t queued() const { return queued_; }
+
+ private:
+  struct Delivery {
+    uint64_t seq = 0;
+    uint64_t ingest_unix_ns = 0;
+    std::string payload;  // the record payload, kept for dead-lettering
+    buffer::Message message;
+    uint32_t attempts = 0;
+    int last_status = 0;
+  };
+  enum class Outcome { kDelivered, kRetry, kReject };
+
+  void FillLookahead();
+  std::unique_ptr<Delivery> TakeNext(common::Duration now);
+  void StartAttempt(std::unique_ptr<Delivery> delivery);
+  void OnAttemptDone(uint64_t seq, common::Duration started, ClientResult result);
+  void ScheduleRetry(std::unique_ptr<Delivery> d, common::Duration now, const ClientResult& r);
+  void DeadLetter(std::unique_ptr<Delivery> d, const char* reason);
+  void Finish(uint64_t seq);
+  void UpdateCursor();
+  void ArmTimer(common::Duration now, bool waiting_for_token);
+  std::string BuildRequest(const Delivery& d) const;
+  static void OnTimer(uv_timer_t* timer);
+
+  uv_loop_t* loop_;
+  config::Target target_;
+  buffer::Log& log_;
+  metrics::TargetMetrics& metrics_;
+  const common::Clock& clock_;
+  buffer::LogReader reader_;
+  limiter::TokenBucket bucket_;
+  limiter::ConcurrencyLimit limit_;
+  limiter::Backoff backoff_;
+  size_t max_retrying_;
+
+  std::unique_ptr<Delivery> next_;  // read ahead: the next fresh message
+  std::unordered_map<uint64_t, std::unique_ptr<Delivery>> in_flight_;
+  std::multimap<common::Duration, std::unique_ptr<Delivery>> retries_;  // by due time
+  std::set<uint64_t> unfinished_;  // read, not yet delivered or dead-lettered
+  uint64_t cursor_ = 0;
+  uint64_t queued_ = 0;
+  common::Duration paused_until_{0};
+  bool stopped_ = false;
+  bool pumping_ = false;
+  bool pump_again_ = false;
+
+  uv_timer_t* timer_;  // heap: freed in its close callback, which may outlive us
+  std::unique_ptr<HttpClientPool> client_;  // last: destroyed first
+};
+
+}  // namespace sluice::proxy

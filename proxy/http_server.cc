@@ -1,0 +1,303 @@
+#include "proxy/http_server.h"
+
+#include <algorithm>
+#include <vector>
+
+#include "proxy/logging.h"
+#include "proxy/net_address.h"
+
+namespace sluice::proxy {
+
+// One accepted connection. Lives on the heap and never moves (libuv holds pointers to
+// its handles); freed only after both handles' close callbacks ran.
+class ServerConnection {
+ public:
+  explicit ServerConnection(HttpServer* server)
+      : server_(server),
+        parser_(server->options_.limits,
+                RequestParser::Callbacks{
+                    [this](const HttpRequest& r, bool expect) { OnHeaders(r, expect); },
+                    [this](HttpRequest&& r) { OnRequest(std::move(r)); },
+                    [this] { OnMessageBegin(); }}) {
+    tcp_.data = this;
+    timer_.data = this;
+  }
+
+  uv_tcp_t* tcp() { return &tcp_; }
+  void set_peer_ip(std::string ip) { peer_ip_ = std::move(ip); }
+
+  void Start() {
+    uv_timer_init(server_->loop_, &timer_);
+    ArmTimer(server_->options_.idle_timeout);
+    uv_read_start(reinterpret_cast<uv_stream_t*>(&tcp_), OnAlloc, OnRead);
+    reading_ = true;
+  }
+
+  // Refuses the connection at accept time (over max_connections).
+  void Refuse() {
+    uv_timer_init(server_->loop_, &timer_);
+    auto slot = NewSlot();
+    Responder(slot, peer_ip_).Send(503, {{"Retry-After", "1"}}, "", /*close=*/true);
+  }
+
+  void Close() {
+    if (closing_) return;
+    closing_ = true;
+    for (auto& slot : slots_) slot->conn = nullptr;
+    slots_.clear();
+    uv_timer_stop(&timer_);
+    uv_close(reinterpret_cast<uv_handle_t*>(&timer_), OnHandleClosed);
+    uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), OnHandleClosed);
+  }
+
+  bool idle() const { return slots_.empty() && !parser_.in_request(); }
+
+  // A slot became ready: write every ready response at the head, in order.
+  void Flush() {
+    if (closing_) return;
+    std::vector<std::string> out;
+    bool close = false;
+    while (!slots_.empty() && slots_.front()->ready) {
+      auto slot = std::move(slots_.front());
+      slots_.pop_front();
+      slot->conn = nullptr;
+      out.push_back(std::move(slot->bytes));
+      if (slot->close) {
+        close = true;
+        break;
+      }
+    }
+    if (close) {
+      for (auto& slot : slots_) slot->conn = nullptr;
+      slots_.clear();
+      StopReading();
+      close_after_write_ = true;
+    }
+    if (!out.empty()) Write(std::move(out));
+    if (!close && !reading_ && !eof_ && slots_.size() < server_->options_.max_pipelined) {
+      uv_read_start(reinterpret_cast<uv_stream_t*>(&tcp_), OnAlloc, OnRead);
+      reading_ = true;
+    }
+    if (!close && eof_ && slots_.empty() && writes_in_flight_ == 0) Close();
+    if (!close && idle()) ArmTimer(server_->options_.idle_timeout);
+  }
+
+ private:
+  struct WriteRequest {
+    uv_write_t req;
+    std::vector<std::string> chunks;
+    ServerConnection* conn;
+  };
+
+  std::shared_ptr<ResponseSlot> NewSlot() {
+    auto slot = std::make_shared<ResponseSlot>();
+    slot->conn = this;
+    slots_.push_back(slot);
+    return slot;
+  }
+
+  void StopReading() {
+    if (reading_) uv_read_stop(reinterpret_cast<uv_stream_t*>(&tcp_));
+    reading_ = false;
+  }
+
+  void ArmTimer(common::Duration d) {
+    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
+    uv_timer_start(&timer_, OnTimer, static_cast<uint64_t>(std::max<int64_t>(ms, 1)), 0);
+  }
+
+  void Write(std::vector<std::string> chunks) {
+    auto* w = new WriteRequest{{}, std::move(chunks), this};
+    std::vector<uv_buf_t> bufs;
+    bufs.reserve(w->chunks.size());
+    for (auto& c : w->chunks) bufs.push_back(uv_buf_init(c.data(), static_cast<unsigned>(c.size())));
+    w->req.data = w;
+    ++writes_in_flight_;
+    int rc = uv_write(&w->req, reinterpret_cast<uv_stream_t*>(&tcp_), bufs.data(),
+                      static_cast<unsigned>(bufs.size()), OnWritten);
+    if (rc != 0) {
+      --writes_in_flight_;
+      delete w;
+      Close();
+    }
+  }
+
+  static void OnWritten(uv_write_t* req, int status) {
+    auto* w = static_cast<WriteRequest*>(req->data);
+    ServerConnection* self = w->conn;
+    delete w;
+    --self->writes_in_flight_;
+    if (self->closing_) return;
+    if (status < 0 || (self->writes_in_flight_ == 0 && self->close_after_write_)) {
+      self->Close();
+      return;
+    }
+    if (self->eof_ && self->slots_.empty() && self->writes_in_flight_ == 0) self->Close();
+  }
+
+  static void OnAlloc(uv_handle_t* handle, size_t, uv_buf_t* buf) {
+    auto* self = static_cast<ServerConnection*>(handle->data);
+    *buf = uv_buf_init(self->read_buf_, sizeof(self->read_buf_));
+  }
+
+  static void OnRead(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) {
+    auto* self = static_cast<ServerConnection*>(stream->data);
+    if (nread == 0) return;
+    if (nread < 0) {
+      // EOF or reset: answer what was asked (a half-closed client may still read).
+      self->eof_ = true;
+      self->StopReading();
+      if (nread != UV_EOF || (self->slots_.empty() && self->writes_in_flight_ == 0)) self->Close();
+      return;
+    }
+    if (!self->parser_.Feed(buf->base, static_cast<size_t>(nread))) {
+      self->Reject(self->parser_.error_status());
+    } else if (self->slots_.size() >= self->server_->options_.max_pipelined) {
+      self->StopReading();
+    }
+    self->Flush();
+  }
+
+  void Reject(int status) {
+    if (server_->reject_observer_) server_->reject_observer_(status);
+    StopReading();
+    Responder(NewSlot(), peer_ip_).Send(status, {}, "", /*close=*/true);
+  }
+
+  static void OnTimer(uv_timer_t* timer) {
+    auto* self = static_cast<ServerConnection*>(timer->data);
+    if (self->parser_.in_request()) {
+      self->Reject(408);  // the request did not arrive within read_timeout
+      self->Flush();
+    } else if (self->slots_.empty()) {
+      self->Close();  // idle keep-alive connection
+    }
+  }
+
+  static void OnHandleClosed(uv_handle_t* handle) {
+    auto* self = static_cast<ServerConnection*>(handle->data);
+    if (++self->handles_closed_ == 2) {
+      self->server_->Remove(self);
+      delete self;
+    }
+  }
+
+  void OnMessageBegin() { ArmTimer(server_->options_.read_timeout); }
+
+  void OnHeaders(const HttpRequest&, bool expect_continue) {
+    // Only when nothing is queued ahead: an interim response must not overtake answers.
+    if (expect_continue && slots_.empty()) Write({"HTTP/1.1 100 Continue\r\n\r\n"});
+  }
+
+  void OnRequest(HttpRequest&& request) {
+    uv_timer_stop(&timer_);
+    bool keep_alive = request.keep_alive;
+    auto slot = NewSlot();
+    if (!keep_alive) {
+      slot->close = true;
+      StopReading();
+    }
+    server_->handler_(std::move(request), Responder(slot, peer_ip_));
+  }
+
+  HttpServer* server_;
+  std::string peer_ip_;
+  RequestParser parser_;
+  uv_tcp_t tcp_;
+  uv_timer_t timer_;
+  std::deque<std::shared_ptr<ResponseSlot>> slots_;
+  bool reading_ = false;
+  bool eof_ = false;
+  bool closing_ = false;
+  bool close_after_write_ = false;
+  int writes_in_flight_ = 0;
+  int handles_closed_ = 0;
+  char read_buf_[64 * 1024];
+};
+
+void Responder::Send(int status, const HeaderList& headers, std::string_view body, bool close) {
+  ResponseSlot& slot = *slot_;
+  if (slot.ready) return;
+  slot.ready = true;
+  slot.close = slot.close || close;
+  slot.bytes = SerializeResponse(status, headers, body, slot.close);
+  if (slot.conn != nullptr) slot.conn->Flush();
+}
+
+HttpServer::HttpServer(uv_loop_t* loop, Options options, Handler handler)
+    : loop_(loop), options_(std::move(options)), handler_(std::move(handler)) {}
+
+HttpServer::~HttpServer() {
+  StopAccepting();
+  for (auto* conn : connections_) conn->Close();
+}
+
+common::Status HttpServer::Listen(std::string* bound) {
+  sockaddr_storage addr;
+  if (!ResolveLiteral(options_.listen.host, options_.listen.port, &addr)) {
+    return common::Status::InvalidArgument("cannot listen on " + options_.listen.host +
+                                           ": not an IP address");
+  }
+  listener_ = new uv_tcp_t;
+  uv_tcp_init(loop_, listener_);
+  listener_->data = this;
+  int rc = uv_tcp_bind(listener_, reinterpret_cast<sockaddr*>(&addr), 0);
+  if (rc == 0) rc = uv_listen(reinterpret_cast<uv_stream_t*>(listener_), 1024, OnConnection);
+  if (rc != 0) {
+    StopAccepting();
+    return common::Status::IoError(options_.name + " listen on " + options_.listen.host + ":" +
+                                   std::to_string(options_.listen.port) + ": " + uv_strerror(rc));
+  }
+  sockaddr_storage local;
+  int len = sizeof(local);
+  uv_tcp_getsockname(listener_, reinterpret_cast<sockaddr*>(&local), &len);
+  *bound = FormatAddress(reinterpret_cast<sockaddr*>(&local));
+  return common::Status::OK();
+}
+
+void HttpServer::StopAccepting() {
+  if (listener_ == nullptr) return;
+  uv_close(reinterpret_cast<uv_handle_t*>(listener_),
+           [](uv_handle_t* h) { delete reinterpret_cast<uv_tcp_t*>(h); });
+  listener_ = nullptr;
+}
+
+void HttpServer::CloseIdleConnections() {
+  std::vector<ServerConnection*> idle;
+  for (auto* conn : connections_) {
+    if (conn->idle()) idle.push_back(conn);
+  }
+  for (auto* conn : idle) conn->Close();
+}
+
+void HttpServer::OnConnection(uv_stream_t* listener, int status) {
+  auto* self = static_cast<HttpServer*>(listener->data);
+  if (status < 0) return;
+  auto* conn = new ServerConnection(self);
+  uv_tcp_init(self->loop_, conn->tcp());
+  if (uv_accept(listener, reinterpret_cast<uv_stream_t*>(conn->tcp())) != 0) {
+    uv_close(reinterpret_cast<uv_handle_t*>(conn->tcp()),
+             [](uv_handle_t* h) { delete static_cast<ServerConnection*>(h->data); });
+    return;
+  }
+  sockaddr_storage peer;
+  int len = sizeof(peer);
+  if (uv_tcp_getpeername(conn->tcp(), reinterpret_cast<sockaddr*>(&peer), &len) == 0) {
+    conn->set_peer_ip(FormatIp(reinterpret_cast<sockaddr*>(&peer)));
+  }
+  uv_tcp_nodelay(conn->tcp(), 1);
+  self->connections_.push_back(conn);
+  if (self->connections_.size() > self->options_.max_connections) {
+    if (self->reject_observer_) self->reject_observer_(503);
+    conn->Refuse();
+    return;
+  }
+  conn->Start();
+}
+
+void HttpServer::Remove(ServerConnection* conn) {
+  auto it = std::find(connections_.begin(), connections_.end(), conn);
+  if (it != connections_.end()) connections_.erase(it);
+}
+
+}  // namespace sluice::proxy

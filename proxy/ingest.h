@@ -1,0 +1,56 @@
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "buffer/log.h"
+#include "common/clock.h"
+#include "common/uuid.h"
+#include "config/config.h"
+#include "metrics/metrics.h"
+#include "proxy/http_server.h"
+
+namespace sluice::proxy {
+
+// The ingest side: routes each request, stores queued ones in the log and answers 202
+// only once the log says the record is durable (per buffer.fsync).
+class Ingest {
+ public:
+  // Called on the loop thread when a message became durable, with its targets.
+  using OnDurable = std::function<void(const std::vector<std::string>& targets)>;
+  // Called when the log failed in a way that must stop the process (fsync error).
+  using OnFatal = std::function<void(const common::Status&)>;
+
+  // "config", "log", "metrics" and "clock" must outlive this object.
+  Ingest(const config::Config& config, buffer::Log& log, metrics::Metrics& metrics,
+         const common::Clock& clock, OnDurable on_durable, OnFatal on_fatal);
+
+  void Handle(HttpRequest&& request, Responder responder);
+  // Counts a request the HTTP server refused before routing (400, 408, 413, 431, 501, 503).
+  void CountRejected(int status);
+  // From now on: 503, Retry-After: 1, Connection: close.
+  void SetShuttingDown() { shutting_down_ = true; }
+  // Appends still waiting for the disk.
+  size_t pending() const { return pending_; }
+
+ private:
+  void Answer(Responder& responder, const std::string& route, common::Duration started, int status,
+              const HeaderList& headers, std::string_view body, bool close = false);
+  void Queue(HttpRequest&& request, Responder responder, const config::Route& route,
+             common::Duration started);
+  // Seconds a client should wait before retrying a full queue.
+  int RetryAfterSeconds() const;
+
+  const config::Config& config_;
+  buffer::Log& log_;
+  metrics::Metrics& metrics_;
+  const common::Clock& clock_;
+  OnDurable on_durable_;
+  OnFatal on_fatal_;
+  common::UuidV7Generator ids_;
+  bool shutting_down_ = false;
+  size_t pending_ = 0;
+};
+
+}  // namespace sluice::proxy

@@ -1,0 +1,102 @@
+#include "proxy/logging.h"
+
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+
+namespace sluice::proxy::logging {
+namespace {
+std::atomic<int> g_level{static_cast<int>(Level::kInfo)};
+
+const char* LevelName(Level level) {
+  switch (level) {
+    case Level::kDebug: return "debug";
+    case Level::kInfo: return "info";
+    case Level::kWarn: return "warn";
+    case Level::kError: return "error";
+  }
+  return "info";
+}
+
+void AppendTimestamp(std::string* out) {
+  auto now = std::chrono::system_clock::now();
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
+  std::time_t secs = static_cast<std::time_t>(ms / 1000);
+  std::tm tm;
+  gmtime_r(&secs, &tm);
+  char buf[64];
+  std::snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                static_cast<int>(ms % 1000));
+  out->append(buf);
+}
+}  // namespace
+
+Field::Field(std::string_view k, double v) : key(k), quoted(false) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.6g", v);
+  value = buf;
+}
+
+bool ParseLevel(std::string_view name, Level* level) {
+  if (name == "debug") *level = Level::kDebug;
+  else if (name == "info") *level = Level::kInfo;
+  else if (name == "warn") *level = Level::kWarn;
+  else if (name == "error") *level = Level::kError;
+  else return false;
+  return true;
+}
+
+void SetLevel(Level level) { g_level.store(static_cast<int>(level)); }
+bool Enabled(Level level) { return static_cast<int>(level) >= g_level.load(); }
+
+void AppendJsonEscaped(std::string* out, std::string_view s) {
+  for (unsigned char c : s) {
+    switch (c) {
+      case '"': out->append("\\\""); break;
+      case '\\': out->append("\\\\"); break;
+      case '\n': out->append("\\n"); break;
+      case '\r': out->append("\\r"); break;
+      case '\t': out->append("\\t"); break;
+      default:
+        if (c < 0x20) {
+          char buf[8];
+          std::snprintf(buf, sizeof(buf), "\\u%04x", c);
+          out->append(buf);
+        } else {
+          out->push_back(static_cast<char>(c));
+        }
+    }
+  }
+}
+
+void Emit(Level level, std::string_view msg, std::initializer_list<Field> fields) {
+  if (!Enabled(level)) return;
+  std::string line;
+  line.reserve(128);
+  line.append("{\"ts\":\"");
+  AppendTimestamp(&line);
+  line.append("\",\"level\":\"").append(LevelName(level)).append("\",\"msg\":\"");
+  AppendJsonEscaped(&line, msg);
+  line.push_back('"');
+  for (const auto& f : fields) {
+    line.append(",\"");
+    AppendJsonEscaped(&line, f.key);
+    line.append("\":");
+    if (f.quoted) {
+      line.push_back('"');
+      AppendJsonEscaped(&line, f.value);
+      line.push_back('"');
+    } else {
+      line.append(f.value);
+    }
+  }
+  line.append("}\n");
+  // One write(2) per line keeps lines whole when several threads log.
+  (void)!::write(STDERR_FILENO, line.data(), line.size());
+}
+
+}  // namespace sluice::proxy::logging

@@ -1,0 +1,233 @@
+#include "proxy/proxy.h"
+
+#include <csignal>
+
+#include "buffer/log_reader.h"
+#include "buffer/message.h"
+#include "proxy/logging.h"
+#include "proxy/version.h"
+
+namespace sluice::proxy {
+
+using common::Status;
+
+namespace {
+buffer::FsyncPolicy ToPolicy(config::FsyncMode mode) {
+  switch (mode) {
+    case config::FsyncMode::kBatch: return buffer::FsyncPolicy::kBatch;
+    case config::FsyncMode::kInterval: return buffer::FsyncPolicy::kInterval;
+    case config::FsyncMode::kNever: return buffer::FsyncPolicy::kNever;
+  }
+  return buffer::FsyncPolicy::kBatch;
+}
+}  // namespace
+
+Proxy::Proxy(config::Config config) : config_(std::move(config)), metrics_(kVersion) {
+  uv_loop_init(&loop_);
+}
+
+Proxy::~Proxy() {
+  // Handles were closed in Finish(); run the loop once more for their close callbacks.
+  uv_run(&loop_, UV_RUN_DEFAULT);
+  uv_loop_close(&loop_);
+}
+
+int Proxy::Run() {
+  Status s = Start();
+  if (!s.ok()) {
+    logging::Error("cannot start", {{"error", s.ToString()}});
+    Finish();
+    return s.code() == Status::Code::kBusy ? 2 : 1;
+  }
+  uv_run(&loop_, UV_RUN_DEFAULT);
+  return exit_code_;
+}
+
+Status Proxy::Start() {
+  uv_async_init(&loop_, &log_async_, OnAsync);
+  log_async_.data = this;
+  uv_signal_init(&loop_, &sigterm_);
+  uv_signal_init(&loop_, &sigint_);
+  uv_timer_init(&loop_, &drain_timer_);
+  sigterm_.data = sigint_.data = drain_timer_.data = this;
+  uv_signal_start(&sigterm_, OnSignal, SIGTERM);
+  uv_signal_start(&sigint_, OnSignal, SIGINT);
+  ::signal(SIGPIPE, SIG_IGN);
+
+  buffer::LogOptions options;
+  options.dir = config_.buffer.dir;
+  options.segment_bytes = config_.buffer.segment_bytes;
+  options.max_bytes = config_.buffer.max_bytes;
+  options.fsync = ToPolicy(config_.buffer.fsync);
+  options.fsync_interval = config_.buffer.fsync_interval;
+  for (const auto& t : config_.targets) options.targets.push_back(t.name);
+  options.wake = [this] { uv_async_send(&log_async_); };
+  options.on_commit = [this](common::Duration fsync, size_t records) {
+    if (config_.buffer.fsync == config::FsyncMode::kBatch) {
+      metrics_.fsync_duration().Observe(std::chrono::duration<double>(fsync).count());
+    }
+    metrics_.batch_records().Observe(static_cast<double>(records));
+  };
+  buffer::RecoveryReport report;
+  Status s = buffer::Log::Open(options, &log_, &report);
+  if (!s.ok()) return s;
+  logging::Info("buffer recovered", {{"dir", config_.buffer.dir},
+                                     {"segments", uint64_t{report.segments}},
+                                     {"first_seq", report.first_seq},
+                                     {"next_seq", report.next_seq},
+                                     {"truncated_bytes", report.truncated_bytes}});
+  metrics_.buffer_max_bytes().Set(static_cast<double>(config_.buffer.max_bytes));
+
+  std::map<std::string, uint64_t> queued;
+  s = CountQueued(&queued);
+  if (!s.ok()) return s;
+  for (const auto& t : config_.targets) {
+    dispatchers_[t.name] = std::make_unique<Dispatcher>(
+        &loop_, t, *log_, metrics_, clock_, log_->LoadedCursor(t.name), queued[t.name]);
+    logging::Info("target ready", {{"target", t.name},
+                                   {"url", t.url},
+                                   {"queued", queued[t.name]},
+                                   {"cursor", log_->LoadedCursor(t.name)}});
+  }
+
+  ingest_ = std::make_unique<Ingest>(
+      config_, *log_, metrics_, clock_,
+      [this](const std::vector<std::string>& targets) {
+        for (const auto& t : targets) {
+          auto it = dispatchers_.find(t);
+          if (it != dispatchers_.end()) it->second->OnQueued(1);
+        }
+      },
+      [this](const Status& error) {
+        logging::Error("storage failure: stopping", {{"error", error.ToString()}});
+        BeginShutdown(1, /*drain=*/false);
+      });
+  admin_ = std::make_unique<Admin>(*log_, metrics_, [this] { RefreshGauges(); });
+
+  HttpServer::Options ingest_options;
+  ingest_options.name = "ingest";
+  ingest_options.listen = config_.listen;
+  ingest_options.limits.max_header_bytes = config_.limits.max_header_bytes;
+  ingest_options.limits.max_body_bytes = config_.limits.max_body_bytes;
+  ingest_options.max_connections = config_.limits.max_connections;
+  ingest_options.read_timeout = config_.limits.read_timeout;
+  ingest_server_ = std::make_unique<HttpServer>(
+      &loop_, ingest_options,
+      [this](HttpRequest&& r, Responder responder) { ingest_->Handle(std::move(r), responder); });
+  ingest_server_->set_reject_observer([this](int status) { ingest_->CountRejected(status); });
+
+  HttpServer::Options admin_options;
+  admin_options.name = "admin";
+  admin_options.listen = config_.admin.listen;
+  admin_options.max_connections = 256;
+  admin_options.read_timeout = std::chrono::seconds(10);
+  admin_server_ = std::make_unique<HttpServer>(
+      &loop_, admin_options,
+      [this](HttpRequest&& r, Responder responder) { admin_->Handle(std::move(r), responder); });
+
+  std::string bound;
+  s = ingest_server_->Listen(&bound);
+  if (!s.ok()) return s;
+  logging::Info("listening", {{"listener", "ingest"}, {"addr", bound}});
+  s = admin_server_->Listen(&bound);
+  if (!s.ok()) return s;
+  logging::Info("listening", {{"listener", "admin"}, {"addr", bound}});
+
+  for (auto& [name, d] : dispatchers_) d->Pump();
+  logging::Info("ready", {{"version", kVersion}});
+  return Status::OK();
+}
+
+Status Proxy::CountQueued(std::map<std::string, uint64_t>* queued) {
+  uint64_t from = UINT64_MAX;
+  std::map<std::string, uint64_t> cursors;
+  for (const auto& t : config_.targets) {
+    cursors[t.name] = log_->LoadedCursor(t.name);
+    from = std::min(from, cursors[t.name]);
+    (*queued)[t.name] = 0;
+  }
+  buffer::LogReader reader(*log_, from);
+  buffer::RecordHeader header;
+  std::string payload;
+  Status error;
+  for (;;) {
+    auto result = reader.Next(&header, &payload, &error);
+    if (result == buffer::LogReader::Result::kCaughtUp) break;
+    if (result == buffer::LogReader::Result::kError) return error;
+    auto message = buffer::DecodeMessage(payload);
+    if (!message) continue;
+    for (const auto& target : message->targets) {
+      auto it = cursors.find(target);
+      if (it != cursors.end() && header.seq >= it->second) ++(*queued)[target];
+    }
+  }
+  return Status::OK();
+}
+
+void Proxy::OnAsync(uv_async_t* handle) { static_cast<Proxy*>(handle->data)->OnLogCompletions(); }
+
+void Proxy::OnLogCompletions() {
+  log_->RunCompletions();
+  for (auto& [name, d] : dispatchers_) d->Pump();
+  if (shutting_down_) CheckDrained();
+}
+
+void Proxy::OnSignal(uv_signal_t* handle, int signum) {
+  auto* self = static_cast<Proxy*>(handle->data);
+  logging::Info("signal received: draining", {{"signal", signum}});
+  self->BeginShutdown(0, /*drain=*/true);
+}
+
+// SIGTERM: readiness goes 503, the ingest listener closes, requests still arriving on
+// open connections get 503 + Connection: close, appends in progress are answered,
+// in-flight deliveries finish (bounded by shutdown_timeout), cursors are synced.
+void Proxy::BeginShutdown(int exit_code, bool drain) {
+  exit_code_ = std::max(exit_code_, exit_code);
+  if (shutting_down_ && drain) return;
+  shutting_down_ = true;
+  if (admin_) admin_->SetShuttingDown();
+  if (ingest_) ingest_->SetShuttingDown();
+  if (ingest_server_) {
+    ingest_server_->StopAccepting();
+    ingest_server_->CloseIdleConnections();
+  }
+  for (auto& [name, d] : dispatchers_) d->Stop();
+  drain_deadline_ = clock_.Now() + (drain ? config_.shutdown_timeout : std::chrono::milliseconds(200));
+  uv_timer_start(&drain_timer_, [](uv_timer_t* t) { static_cast<Proxy*>(t->data)->CheckDrained(); },
+                 10, 10);
+}
+
+void Proxy::CheckDrained() {
+  bool drained = ingest_ == nullptr || ingest_->pending() == 0;
+  for (auto& [name, d] : dispatchers_) drained = drained && d->in_flight() == 0;
+  if (!drained && clock_.Now() < drain_deadline_) return;
+  if (!drained) logging::Warn("shutdown_timeout reached with deliveries in flight");
+  Finish();
+}
+
+void Proxy::Finish() {
+  uv_timer_stop(&drain_timer_);
+  dispatchers_.clear();
+  ingest_server_.reset();
+  admin_server_.reset();
+  if (log_) {
+    log_->Close();  // finishes queued appends, syncs cursors
+    common::Status fatal = log_->fatal_error();
+    if (!fatal.ok()) exit_code_ = 1;
+  }
+  uv_walk(
+      &loop_,
+      [](uv_handle_t* h, void*) {
+        if (!uv_is_closing(h)) uv_close(h, nullptr);
+      },
+      nullptr);
+  logging::Info("stopped", {{"exit_code", exit_code_}});
+}
+
+void Proxy::RefreshGauges() {
+  for (auto& [name, d] : dispatchers_) d->RefreshGauges();
+  metrics_.buffer_bytes().Set(static_cast<double>(log_->bytes()));
+  metrics_.buffer_segments().Set(static_cast<double>(log_->segment_count()));
+}
+
+}  // namespace sluice::proxy

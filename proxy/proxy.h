@@ -1,0 +1,65 @@
+#pragma once
+
+#include <uv.h>
+
+#include <map>
+#include <memory>
+#include <string>
+
+#include "buffer/log.h"
+#include "common/clock.h"
+#include "config/config.h"
+#include "metrics/metrics.h"
+#include "proxy/admin.h"
+#include "proxy/dispatcher.h"
+#include "proxy/http_server.h"
+#include "proxy/ingest.h"
+
+namespace sluice::proxy {
+
+// The running sidecar: one libuv loop with the ingest and admin listeners, one
+// dispatcher per target, the log and its writer thread, and the signal handlers.
+class Proxy {
+ public:
+  explicit Proxy(config::Config config);
+  ~Proxy();
+  Proxy(const Proxy&) = delete;
+  Proxy& operator=(const Proxy&) = delete;
+
+  // Opens the log, recovers, binds, serves until SIGTERM/SIGINT or a fatal error.
+  // Returns the process exit code: 0 clean, 1 runtime failure.
+  int Run();
+
+ private:
+  common::Status Start();
+  // Counts what each target still has to deliver, from disk (never from a counter).
+  common::Status CountQueued(std::map<std::string, uint64_t>* queued);
+  void BeginShutdown(int exit_code, bool drain);
+  void CheckDrained();
+  void Finish();
+  void OnLogCompletions();
+  void RefreshGauges();
+
+  static void OnAsync(uv_async_t* handle);
+  static void OnSignal(uv_signal_t* handle, int signum);
+
+  config::Config config_;
+  common::SystemClock clock_;
+  uv_loop_t loop_;
+  uv_async_t log_async_;
+  uv_signal_t sigterm_;
+  uv_signal_t sigint_;
+  uv_timer_t drain_timer_;
+  metrics::Metrics metrics_;
+  std::unique_ptr<buffer::Log> log_;
+  std::unique_ptr<Ingest> ingest_;
+  std::unique_ptr<Admin> admin_;
+  std::unique_ptr<HttpServer> ingest_server_;
+  std::unique_ptr<HttpServer> admin_server_;
+  std::map<std::string, std::unique_ptr<Dispatcher>> dispatchers_;
+  bool shutting_down_ = false;
+  int exit_code_ = 0;
+  common::Duration drain_deadline_{0};
+};
+
+}  // namespace sluice::proxy
