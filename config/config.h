@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -120,8 +121,19 @@ struct LoadResult {
   bool ok() const { return config.has_value(); }
 };
 
+// Looks up an environment variable for ${VAR} expansion; nullopt when it is not set.
+using EnvLookup = std::function<std::optional<std::string>(const std::string& name)>;
+
+// Errors about the file itself have no position: "FILE: cannot read: <strerror>".
 LoadResult LoadFile(const std::string& path);
 // `file` is only used in error messages and Config::file.
 LoadResult LoadString(std::string_view yaml, const std::string& file);
+// As above, with `env` instead of the process environment (tests, reload dry runs).
+LoadResult LoadString(std::string_view yaml, const std::string& file, const EnvLookup& env);
+
+// Key paths in messages: mapping keys joined by ".", list items by 0-based index, e.g.
+// "targets.orders.retry.retry_on[2]", "routes[0].match.path_prefix"; "(root)" for the
+// document itself and "yaml" for syntax errors. (Default route *names* count from 1:
+// "route1" is routes[0].)
 
 }  // namespace sluice::config
