@@ -344,9 +344,15 @@ void Dispatcher::UpdateCursor() {
 }
 
 void Dispatcher::ArmTimer(common::Duration now, bool waiting_for_token) {
+  // Wake for what unblocks the next start: a token, a retry falling due, a pause ending.
+  // A retry already due is waiting for a token or a free slot, not for time; a slot
+  // freeing up pumps from the completion, so it needs no timer (and a zero timer here
+  // would spin the loop).
   common::Duration wake = common::Duration::max();
   if (waiting_for_token) wake = now + bucket_.TimeUntilNextToken();
-  if (!retries_.empty()) wake = std::min(wake, retries_.begin()->first);
+  if (!retries_.empty() && retries_.begin()->first > now) {
+    wake = std::min(wake, retries_.begin()->first);
+  }
   if (paused_until_ > now) {
     wake = std::min(wake, paused_until_);
   } else if (paused_until_ != common::Duration(0)) {
