@@ -68,8 +68,12 @@ Status Log::Recover(RecoveryReport* report) {
     }
     uint64_t end = kSegmentHeaderSize;
     uint64_t expected = tail.first_seq;
+    // The header is synced before any record in the segment is acknowledged, so a bad
+    // header normally means a crash while creating it. But it may also be bit rot over
+    // acknowledged records: scan anyway, and trust records whose CRCs and sequence
+    // numbers (which start at the name's first_seq) check out.
     bool header_ok = got == sizeof(header) && DecodeSegmentHeader(header) == tail.first_seq;
-    if (header_ok) {
+    {
       SegmentScanner scanner(fd, file_size, kSegmentHeaderSize);
       RecordHeader rh;
       std::string payload;
@@ -84,7 +88,10 @@ Status Log::Recover(RecoveryReport* report) {
         return io;
       }
     }
-    if (!header_ok || expected == tail.first_seq) {
+    if (!header_ok && expected != tail.first_seq) {
+      report->damaged_headers++;
+    }
+    if (expected == tail.first_seq) {
       // Created but no record in it completed: nothing in it was ever acknowledged.
       ::close(fd);
       s = posix_io::Unlink(tail.path);

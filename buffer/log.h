@@ -47,7 +47,8 @@ struct RecoveryReport {
   uint64_t first_seq = 0;  // oldest record still stored
   uint64_t next_seq = 0;   // the sequence the next append gets
   uint64_t truncated_bytes = 0;  // unacknowledged bytes dropped from the tail
-  size_t removed_segments = 0;   // empty or headerless tail segments removed
+  size_t removed_segments = 0;   // tail segments without a complete record, removed
+  size_t damaged_headers = 0;    // segment headers that failed their CRC (records kept)
 };
 
 // The durable, append-only, segmented log. One writer thread owns the active segment and

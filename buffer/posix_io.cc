@@ -138,6 +138,7 @@ Status LockDir(const std::string& dir, int* fd) {
   if (::flock(*fd, LOCK_EX | LOCK_NB) != 0) {
     int err = errno;
     ::close(*fd);
+    *fd = -1;
     if (err == EWOULDBLOCK) {
       return Status::Busy(dir + "/LOCK is held by another process (is another sluice running "
                                 "on this buffer.dir?)");
