@@ -199,7 +199,10 @@ void Log::Close() {
   cv_.notify_one();
   if (writer_.joinable()) writer_.join();
   if (active_fd_ >= 0) SealActive();
+  // Callbacks may still move cursors (a dead letter just stored): sync once more, here,
+  // now that the writer thread is gone.
   RunCompletions();
+  SyncCursorsAndReclaim();
   if (lock_fd_ >= 0) {
     ::close(lock_fd_);
     lock_fd_ = -1;

@@ -25,6 +25,11 @@ class ServerConnection {
 
   uv_tcp_t* tcp() { return &tcp_; }
   void set_peer_ip(std::string ip) { peer_ip_ = std::move(ip); }
+  // The server is going away first: close without reporting back to it.
+  void Detach() {
+    server_ = nullptr;
+    Close();
+  }
 
   void Start() {
     uv_timer_init(server_->loop_, &timer_);
@@ -177,7 +182,7 @@ class ServerConnection {
   static void OnHandleClosed(uv_handle_t* handle) {
     auto* self = static_cast<ServerConnection*>(handle->data);
     if (++self->handles_closed_ == 2) {
-      self->server_->Remove(self);
+      if (self->server_ != nullptr) self->server_->Remove(self);
       delete self;
     }
   }
@@ -229,7 +234,9 @@ HttpServer::HttpServer(uv_loop_t* loop, Options options, Handler handler)
 
 HttpServer::~HttpServer() {
   StopAccepting();
-  for (auto* conn : connections_) conn->Close();
+  auto connections = std::move(connections_);
+  connections_.clear();
+  for (auto* conn : connections) conn->Detach();
 }
 
 common::Status HttpServer::Listen(std::string* bound) {

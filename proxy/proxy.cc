@@ -207,14 +207,17 @@ void Proxy::CheckDrained() {
 
 void Proxy::Finish() {
   uv_timer_stop(&drain_timer_);
-  dispatchers_.clear();
   ingest_server_.reset();
   admin_server_.reset();
+  for (auto& [name, d] : dispatchers_) d->Stop();
   if (log_) {
-    log_->Close();  // finishes queued appends, syncs cursors
+    // Finishes queued appends and dead letters, runs their callbacks (the dispatchers
+    // are still alive for them), then syncs cursors.
+    log_->Close();
     common::Status fatal = log_->fatal_error();
     if (!fatal.ok()) exit_code_ = 1;
   }
+  dispatchers_.clear();
   uv_walk(
       &loop_,
       [](uv_handle_t* h, void*) {
