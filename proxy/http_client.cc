@@ -146,7 +146,10 @@ class ClientConnection {
       return;
     }
     if (nread < 0) {
-      if (nread == UV_EOF && llhttp_finish(&self->parser_) == HPE_OK && self->complete_) {
+      // A response without Content-Length ends at EOF: llhttp_finish completes it (and
+      // returns HPE_PAUSED from our on_message_complete, so look at complete_ only).
+      if (nread == UV_EOF && self->got_response_bytes_) (void)llhttp_finish(&self->parser_);
+      if (self->complete_) {
         self->Finish(ClientResult::Error::kNone, "");
         return;
       }
