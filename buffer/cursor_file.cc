@@ -33,8 +33,7 @@ CursorFile::~CursorFile() {
   if (fd_ >= 0) ::close(fd_);
 }
 
-common::Status CursorFile::Open(const std::string& path, uint64_t default_seq,
-                                uint64_t* next_seq) {
+common::Status CursorFile::Open(const std::string& path, uint64_t default_seq, uint64_t* next_seq) {
   path_ = path;
   common::Status s = posix_io::OpenFile(path, O_RDWR | O_CREAT, &fd_);
   if (!s.ok()) return s;

@@ -17,8 +17,8 @@ struct DeadLetter {
   uint64_t dead_unix_ns = 0;    // when it was dead-lettered
   std::string reason;           // "rejected", "max_attempts", "expired"
   uint32_t attempts = 0;
-  int32_t last_status = 0;      // last HTTP status, 0 for network errors
-  std::string payload;          // the original message payload
+  int32_t last_status = 0;  // last HTTP status, 0 for network errors
+  std::string payload;      // the original message payload
 };
 
 // u8 version=1 · u64 dead_unix_ns · u32 attempts · i32 last_status · u16+reason ·

@@ -261,16 +261,15 @@ void Log::WriterMain() {
         deadline = std::min(deadline, last_data_sync_ + options_.fsync_interval);
       }
       if (pending_.empty() && dead_pending_.empty() && !stopping_ && deadline > now) {
-        cv_.wait_for(lock, deadline - now, [&] {
-          return !pending_.empty() || !dead_pending_.empty() || stopping_;
-        });
+        cv_.wait_for(lock, deadline - now,
+                     [&] { return !pending_.empty() || !dead_pending_.empty() || stopping_; });
       }
       if (pending_.empty() && dead_pending_.empty() && stopping_) break;
       letters.swap(dead_pending_);
       // Take what is queued, up to the batch cap (at least one record).
       size_t bytes = 0;
-      while (!pending_.empty() &&
-             (batch.empty() || bytes + pending_.front().payload.size() <= options_.max_batch_bytes)) {
+      while (!pending_.empty() && (batch.empty() || bytes + pending_.front().payload.size() <=
+                                                        options_.max_batch_bytes)) {
         bytes += pending_.front().payload.size();
         batch.push_back(std::move(pending_.front()));
         pending_.pop_front();
@@ -353,7 +352,8 @@ void Log::WriteBatch(std::vector<Pending>* batch) {
     std::vector<Completion> done;
     done.reserve(i - run_start);
     for (size_t k = run_start; k < i; ++k) {
-      done.push_back(Completion{std::move((*batch)[k].done), Status::OK(), next_seq_ + (k - run_start)});
+      done.push_back(
+          Completion{std::move((*batch)[k].done), Status::OK(), next_seq_ + (k - run_start)});
     }
     next_seq_ += i - run_start;
     active_offset_ += run_bytes;
@@ -396,8 +396,8 @@ void Log::PublishCompletions(std::vector<Completion>* done) {
 // crash can never leave an acknowledged record in a file the directory does not list.
 Status Log::RollSegment(size_t first_record_bytes) {
   if (active_fd_ >= 0) SealActive();
-  uint64_t capacity = std::max<uint64_t>(options_.segment_bytes,
-                                         kSegmentHeaderSize + first_record_bytes);
+  uint64_t capacity =
+      std::max<uint64_t>(options_.segment_bytes, kSegmentHeaderSize + first_record_bytes);
   std::string path = SegDir() + "/" + SegmentFileName(next_seq_);
   int fd;
   Status s = posix_io::OpenFile(path, O_RDWR | O_CREAT | O_EXCL, &fd);

@@ -44,8 +44,8 @@ struct LogOptions {
 // What is on disk, recomputed at Open.
 struct RecoveryReport {
   size_t segments = 0;
-  uint64_t first_seq = 0;  // oldest record still stored
-  uint64_t next_seq = 0;   // the sequence the next append gets
+  uint64_t first_seq = 0;        // oldest record still stored
+  uint64_t next_seq = 0;         // the sequence the next append gets
   uint64_t truncated_bytes = 0;  // unacknowledged bytes dropped from the tail
   size_t removed_segments = 0;   // tail segments without a complete record, removed
   size_t damaged_headers = 0;    // segment headers that failed their CRC (records kept)

@@ -14,9 +14,9 @@ namespace sluice::buffer {
 class LogReader {
  public:
   enum class Result {
-    kRecord,   // *header and *payload hold the record with sequence next_seq()-1
-    kCaughtUp, // nothing readable yet
-    kError,    // I/O error reading a segment; *error says which
+    kRecord,    // *header and *payload hold the record with sequence next_seq()-1
+    kCaughtUp,  // nothing readable yet
+    kError,     // I/O error reading a segment; *error says which
   };
 
   LogReader(const Log& log, uint64_t start_seq) : log_(log), next_seq_(start_seq) {}

@@ -14,10 +14,10 @@ namespace sluice::buffer {
 struct Message {
   common::Uuid id;
   std::string method;
-  std::string target;  // request-target as received: path and query
+  std::string target;       // request-target as received: path and query
   std::string client_addr;  // for X-Forwarded-For
   std::string route;
-  std::vector<std::string> targets;  // delivery targets (fan-out)
+  std::vector<std::string> targets;                          // delivery targets (fan-out)
   std::vector<std::pair<std::string, std::string>> headers;  // as received, in order
   std::string body;
 

@@ -52,8 +52,8 @@ Status PwriteAll(int fd, std::vector<iovec> iov, uint64_t offset) {
 Status PreadUpTo(int fd, void* buf, size_t n, uint64_t offset, size_t* got) {
   size_t done = 0;
   while (done < n) {
-    ssize_t r = ::pread(fd, static_cast<char*>(buf) + done, n - done,
-                        static_cast<off_t>(offset + done));
+    ssize_t r =
+        ::pread(fd, static_cast<char*>(buf) + done, n - done, static_cast<off_t>(offset + done));
     if (r < 0) {
       if (errno == EINTR) continue;
       return Status::FromErrno("pread", errno);
@@ -140,8 +140,9 @@ Status LockDir(const std::string& dir, int* fd) {
     ::close(*fd);
     *fd = -1;
     if (err == EWOULDBLOCK) {
-      return Status::Busy(dir + "/LOCK is held by another process (is another sluice running "
-                                "on this buffer.dir?)");
+      return Status::Busy(dir +
+                          "/LOCK is held by another process (is another sluice running "
+                          "on this buffer.dir?)");
     }
     return Status::FromErrno("flock " + dir + "/LOCK", err);
   }

@@ -51,9 +51,12 @@ SegmentScanner::Result SegmentScanner::Next(RecordHeader* header, std::string* p
   if (!io_error->ok()) return Result::kCorrupt;
   if (got < sizeof(buf)) return Result::kEnd;
   switch (DecodeRecordHeader(buf, header)) {
-    case HeaderState::kZero: return Result::kEnd;
-    case HeaderState::kCorrupt: return Result::kCorrupt;
-    case HeaderState::kValid: break;
+    case HeaderState::kZero:
+      return Result::kEnd;
+    case HeaderState::kCorrupt:
+      return Result::kCorrupt;
+    case HeaderState::kValid:
+      break;
   }
   uint64_t payload_offset = offset_ + kRecordHeaderSize;
   if (payload_offset + header->payload_len > file_size_) return Result::kTruncated;

@@ -15,13 +15,27 @@ std::string Status::ToString() const {
   if (ok()) return "OK";
   std::string out;
   switch (state_->code) {
-    case Code::kOk: out = "OK"; break;
-    case Code::kIoError: out = "I/O error"; break;
-    case Code::kNoSpace: out = "no space"; break;
-    case Code::kCorruption: out = "corruption"; break;
-    case Code::kInvalidArgument: out = "invalid argument"; break;
-    case Code::kNotFound: out = "not found"; break;
-    case Code::kBusy: out = "busy"; break;
+    case Code::kOk:
+      out = "OK";
+      break;
+    case Code::kIoError:
+      out = "I/O error";
+      break;
+    case Code::kNoSpace:
+      out = "no space";
+      break;
+    case Code::kCorruption:
+      out = "corruption";
+      break;
+    case Code::kInvalidArgument:
+      out = "invalid argument";
+      break;
+    case Code::kNotFound:
+      out = "not found";
+      break;
+    case Code::kBusy:
+      out = "busy";
+      break;
   }
   out += ": ";
   out += state_->msg;

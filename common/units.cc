@@ -15,7 +15,8 @@ struct NumberAndSuffix {
 };
 std::optional<NumberAndSuffix> Split(std::string_view text, bool allow_fraction) {
   size_t i = 0;
-  while (i < text.size() && ((text[i] >= '0' && text[i] <= '9') || (allow_fraction && text[i] == '.')))
+  while (i < text.size() &&
+         ((text[i] >= '0' && text[i] <= '9') || (allow_fraction && text[i] == '.')))
     ++i;
   if (i == 0) return std::nullopt;
   std::string_view suffix = text.substr(i);
@@ -54,16 +55,26 @@ std::optional<uint64_t> ParseSize(std::string_view text) {
   if (!value) return std::nullopt;
   std::string_view s = parts->suffix;
   uint64_t unit;
-  if (s.empty() || s == "B") unit = 1;
-  else if (s == "KiB") unit = 1ull << 10;
-  else if (s == "MiB") unit = 1ull << 20;
-  else if (s == "GiB") unit = 1ull << 30;
-  else if (s == "TiB") unit = 1ull << 40;
-  else if (s == "KB" || s == "kB") unit = 1000ull;
-  else if (s == "MB") unit = 1000ull * 1000;
-  else if (s == "GB") unit = 1000ull * 1000 * 1000;
-  else if (s == "TB") unit = 1000ull * 1000 * 1000 * 1000;
-  else return std::nullopt;
+  if (s.empty() || s == "B")
+    unit = 1;
+  else if (s == "KiB")
+    unit = 1ull << 10;
+  else if (s == "MiB")
+    unit = 1ull << 20;
+  else if (s == "GiB")
+    unit = 1ull << 30;
+  else if (s == "TiB")
+    unit = 1ull << 40;
+  else if (s == "KB" || s == "kB")
+    unit = 1000ull;
+  else if (s == "MB")
+    unit = 1000ull * 1000;
+  else if (s == "GB")
+    unit = 1000ull * 1000 * 1000;
+  else if (s == "TB")
+    unit = 1000ull * 1000 * 1000 * 1000;
+  else
+    return std::nullopt;
   return Multiply(*value, unit);
 }
 
@@ -74,14 +85,22 @@ std::optional<Duration> ParseDuration(std::string_view text) {
   if (!value) return std::nullopt;
   std::string_view s = parts->suffix;
   uint64_t unit_ns;
-  if (s == "ns") unit_ns = 1;
-  else if (s == "us") unit_ns = 1000;
-  else if (s == "ms") unit_ns = 1000'000;
-  else if (s == "s") unit_ns = 1000'000'000;
-  else if (s == "m") unit_ns = 60ull * 1000'000'000;
-  else if (s == "h") unit_ns = 3600ull * 1000'000'000;
-  else if (s.empty() && *value == 0) unit_ns = 1;
-  else return std::nullopt;
+  if (s == "ns")
+    unit_ns = 1;
+  else if (s == "us")
+    unit_ns = 1000;
+  else if (s == "ms")
+    unit_ns = 1000'000;
+  else if (s == "s")
+    unit_ns = 1000'000'000;
+  else if (s == "m")
+    unit_ns = 60ull * 1000'000'000;
+  else if (s == "h")
+    unit_ns = 3600ull * 1000'000'000;
+  else if (s.empty() && *value == 0)
+    unit_ns = 1;
+  else
+    return std::nullopt;
   auto ns = Multiply(*value, unit_ns);
   if (!ns || *ns > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) return std::nullopt;
   return Duration(static_cast<int64_t>(*ns));
@@ -102,10 +121,14 @@ std::optional<Rate> ParseRate(std::string_view text) {
   auto value = ParseDecimal(number);
   if (!value || *value <= 0) return std::nullopt;
   double seconds;
-  if (per == "s") seconds = 1;
-  else if (per == "m") seconds = 60;
-  else if (per == "h") seconds = 3600;
-  else return std::nullopt;
+  if (per == "s")
+    seconds = 1;
+  else if (per == "m")
+    seconds = 60;
+  else if (per == "h")
+    seconds = 3600;
+  else
+    return std::nullopt;
   return Rate{*value / seconds};
 }
 

@@ -1,14 +1,13 @@
 #include "metrics/metrics.h"
 
 #include <dirent.h>
+#include <prometheus/text_serializer.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <fstream>
 #include <sstream>
-
-#include <prometheus/text_serializer.h>
 
 namespace sluice::metrics {
 namespace {
@@ -42,11 +41,10 @@ Metrics::Metrics(std::string_view version) : registry_(std::make_shared<promethe
                                .Name("sluice_http_requests_total")
                                .Help("Ingest answers by route and status code.")
                                .Register(r);
-  request_duration_family_ =
-      &BuildHistogram()
-           .Name("sluice_http_request_duration_seconds")
-           .Help("Ingest request received to answer sent, fsync included.")
-           .Register(r);
+  request_duration_family_ = &BuildHistogram()
+                                  .Name("sluice_http_request_duration_seconds")
+                                  .Help("Ingest request received to answer sent, fsync included.")
+                                  .Register(r);
   received_bytes_ = &BuildCounter()
                          .Name("sluice_received_bytes_total")
                          .Help("Request body bytes accepted.")
@@ -113,10 +111,8 @@ Metrics::Metrics(std::string_view version) : registry_(std::make_shared<promethe
                                .Name("sluice_messages_dead_lettered_total")
                                .Help("Messages moved to the dead-letter store, by reason.")
                                .Register(r);
-  dead_letters_family_ = &BuildGauge()
-                              .Name("sluice_dead_letters")
-                              .Help("Dead letters stored.")
-                              .Register(r);
+  dead_letters_family_ =
+      &BuildGauge().Name("sluice_dead_letters").Help("Dead letters stored.").Register(r);
   in_flight_family_ = &BuildGauge()
                            .Name("sluice_delivery_in_flight")
                            .Help("Delivery attempts in flight.")
@@ -166,9 +162,8 @@ Metrics::Metrics(std::string_view version) : registry_(std::make_shared<promethe
                              .Help("Start time of the process since unix epoch in seconds.")
                              .Register(r)
                              .Add({});
-  process_start_time_->Set(std::chrono::duration<double>(
-                               std::chrono::system_clock::now().time_since_epoch())
-                               .count());
+  process_start_time_->Set(
+      std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count());
 }
 
 Counter& Metrics::HttpRequests(const std::string& route, int code) {

@@ -1,16 +1,16 @@
 #pragma once
 
-#include <map>
-#include <memory>
-#include <string>
-#include <string_view>
-#include <utility>
-
 #include <prometheus/counter.h>
 #include <prometheus/family.h>
 #include <prometheus/gauge.h>
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
+
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
 
 namespace sluice::metrics {
 

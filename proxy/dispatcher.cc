@@ -14,8 +14,9 @@ using Seconds = std::chrono::duration<double>;
 
 bool IsHopByHop(std::string_view name, const std::vector<std::string_view>& connection_tokens) {
   static constexpr std::string_view kHopByHop[] = {
-      "Connection", "Keep-Alive", "Proxy-Connection", "TE", "Trailer", "Transfer-Encoding",
-      "Upgrade", "Proxy-Authorization", "Proxy-Authenticate"};
+      "Connection",        "Keep-Alive",        "Proxy-Connection", "TE",
+      "Trailer",           "Transfer-Encoding", "Upgrade",          "Proxy-Authorization",
+      "Proxy-Authenticate"};
   for (auto h : kHopByHop) {
     if (EqualsIgnoreCase(name, h)) return true;
   }
@@ -50,8 +51,8 @@ Dispatcher::Dispatcher(uv_loop_t* loop, const config::Target& target, buffer::Lo
       cursor_(start_seq),
       queued_(queued),
       timer_(new uv_timer_t),
-      client_(std::make_unique<HttpClientPool>(loop, target.parsed_url.host,
-                                               target.parsed_url.port, 64 << 10)) {
+      client_(std::make_unique<HttpClientPool>(loop, target.parsed_url.host, target.parsed_url.port,
+                                               64 << 10)) {
   uv_timer_init(loop_, timer_);
   timer_->data = this;
   metrics_.queue_messages->Set(static_cast<double>(queued_));
@@ -114,14 +115,14 @@ void Dispatcher::FillLookahead() {
     auto result = reader_.Next(&header, &payload, &error);
     if (result == buffer::LogReader::Result::kCaughtUp) break;
     if (result == buffer::LogReader::Result::kError) {
-      logging::Error("reading the log failed", {{"target", target_.name}, {"error", error.ToString()}});
+      logging::Error("reading the log failed",
+                     {{"target", target_.name}, {"error", error.ToString()}});
       break;
     }
     advanced = true;
     auto message = buffer::DecodeMessage(payload);
     if (!message) {
-      logging::Error("undecodable record skipped",
-                     {{"target", target_.name}, {"seq", header.seq}});
+      logging::Error("undecodable record skipped", {{"target", target_.name}, {"seq", header.seq}});
       continue;
     }
     if (!message->IsFor(target_.name)) continue;
@@ -153,8 +154,9 @@ void Dispatcher::StartAttempt(std::unique_ptr<Delivery> d) {
   in_flight_[seq] = std::move(d);
   metrics_.in_flight->Set(static_cast<double>(in_flight_.size()));
   common::Duration started = clock_.Now();
-  client_->Send(std::move(request), head, target_.timeout,
-                [this, seq, started](ClientResult r) { OnAttemptDone(seq, started, std::move(r)); });
+  client_->Send(std::move(request), head, target_.timeout, [this, seq, started](ClientResult r) {
+    OnAttemptDone(seq, started, std::move(r));
+  });
 }
 
 std::string Dispatcher::BuildRequest(const Delivery& d) const {
@@ -200,7 +202,8 @@ std::string Dispatcher::BuildRequest(const Delivery& d) const {
   out.append("1.1 sluice\r\n");
   bool bodyless = m.body.empty() && (m.method == "GET" || m.method == "HEAD" ||
                                      m.method == "DELETE" || m.method == "OPTIONS");
-  if (!bodyless) out.append("Content-Length: ").append(std::to_string(m.body.size())).append("\r\n");
+  if (!bodyless)
+    out.append("Content-Length: ").append(std::to_string(m.body.size())).append("\r\n");
   out.append("\r\n");
   out.append(m.body);
   return out;
@@ -284,8 +287,10 @@ void Dispatcher::ScheduleRetry(std::unique_ptr<Delivery> d, common::Duration now
     }
   }
   logging::Debug("delivery will be retried",
-                 {{"target", target_.name}, {"id", d->message.id.ToString()},
-                  {"attempt", int64_t{d->attempts}}, {"status", d->last_status},
+                 {{"target", target_.name},
+                  {"id", d->message.id.ToString()},
+                  {"attempt", int64_t{d->attempts}},
+                  {"status", d->last_status},
                   {"error", r.error_detail},
                   {"retry_in_ms", int64_t{duration_cast<milliseconds>(due - now).count()}}});
   retries_.emplace(due, std::move(d));
@@ -303,28 +308,32 @@ void Dispatcher::DeadLetter(std::unique_ptr<Delivery> d, const char* reason) {
   dl.payload = d->payload;
   std::string why = reason;
   uint64_t seq = d->seq;
-  common::Status s = log_.AppendDeadLetter(std::move(dl), [this, seq, why](const common::Status& st,
-                                                                           uint64_t) {
-    if (!st.ok()) {
-      // Not stored: the message stays unfinished and is retried from disk next start.
-      logging::Error("dead letter not stored", {{"target", target_.name}, {"error", st.ToString()}});
-      return;
-    }
-    if (why == "rejected") metrics_.dead_lettered_rejected->Increment();
-    else if (why == "max_attempts") metrics_.dead_lettered_max_attempts->Increment();
-    else metrics_.dead_lettered_expired->Increment();
-    metrics_.dead_letters->Set(static_cast<double>(log_.DeadLetterCount(target_.name)));
-    Finish(seq);
-    Pump();
-  });
+  common::Status s =
+      log_.AppendDeadLetter(std::move(dl), [this, seq, why](const common::Status& st, uint64_t) {
+        if (!st.ok()) {
+          // Not stored: the message stays unfinished and is retried from disk next start.
+          logging::Error("dead letter not stored",
+                         {{"target", target_.name}, {"error", st.ToString()}});
+          return;
+        }
+        if (why == "rejected")
+          metrics_.dead_lettered_rejected->Increment();
+        else if (why == "max_attempts")
+          metrics_.dead_lettered_max_attempts->Increment();
+        else
+          metrics_.dead_lettered_expired->Increment();
+        metrics_.dead_letters->Set(static_cast<double>(log_.DeadLetterCount(target_.name)));
+        Finish(seq);
+        Pump();
+      });
   if (!s.ok()) {
     logging::Error("dead letter not stored", {{"target", target_.name}, {"error", s.ToString()}});
   }
   logging::Warn("message dead-lettered", {{"target", target_.name},
-                                           {"id", d->message.id.ToString()},
-                                           {"reason", reason},
-                                           {"attempt", int64_t{d->attempts}},
-                                           {"status", d->last_status}});
+                                          {"id", d->message.id.ToString()},
+                                          {"reason", reason},
+                                          {"attempt", int64_t{d->attempts}},
+                                          {"status", d->last_status}});
 }
 
 void Dispatcher::Finish(uint64_t seq) {

@@ -26,7 +26,9 @@ class ClientConnection {
       return From(p)->OnHeaderValueComplete();
     };
     settings_.on_headers_complete = [](llhttp_t* p) { return From(p)->OnHeadersComplete(); };
-    settings_.on_body = [](llhttp_t* p, const char* at, size_t n) { return From(p)->OnBody(at, n); };
+    settings_.on_body = [](llhttp_t* p, const char* at, size_t n) {
+      return From(p)->OnBody(at, n);
+    };
     settings_.on_message_complete = [](llhttp_t* p) { return From(p)->OnMessageComplete(); };
     uv_tcp_init(pool_->loop_, &tcp_);
     uv_timer_init(pool_->loop_, &timer_);
@@ -202,7 +204,8 @@ class ClientConnection {
     return head_ ? 1 : 0;
   }
   int OnBody(const char* at, size_t n) {
-    size_t room = pool_->max_response_body_ - std::min(pool_->max_response_body_, response_.body.size());
+    size_t room =
+        pool_->max_response_body_ - std::min(pool_->max_response_body_, response_.body.size());
     response_.body.append(at, std::min(n, room));  // the rest is read and dropped
     return 0;
   }

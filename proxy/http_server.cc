@@ -115,7 +115,8 @@ class ServerConnection {
     auto* w = new WriteRequest{{}, std::move(chunks), this};
     std::vector<uv_buf_t> bufs;
     bufs.reserve(w->chunks.size());
-    for (auto& c : w->chunks) bufs.push_back(uv_buf_init(c.data(), static_cast<unsigned>(c.size())));
+    for (auto& c : w->chunks)
+      bufs.push_back(uv_buf_init(c.data(), static_cast<unsigned>(c.size())));
     w->req.data = w;
     ++writes_in_flight_;
     int rc = uv_write(&w->req, reinterpret_cast<uv_stream_t*>(&tcp_), bufs.data(),

@@ -15,11 +15,16 @@ std::string JsonError(std::string_view code) {
 
 const char* RejectReason(int status) {
   switch (status) {
-    case 408: return "timeout";
-    case 413: return "too_large";
-    case 431: return "too_large";
-    case 503: return "queue_full";
-    default: return "bad_request";
+    case 408:
+      return "timeout";
+    case 413:
+      return "too_large";
+    case 431:
+      return "too_large";
+    case 503:
+      return "queue_full";
+    default:
+      return "bad_request";
   }
 }
 
@@ -50,8 +55,9 @@ void Ingest::Handle(HttpRequest&& request, Responder responder) {
   common::Duration started = clock_.Now();
   if (shutting_down_) {
     metrics_.IngestRejected("shutting_down").Increment();
-    Answer(responder, kNoRoute, started, 503, {{"Retry-After", "1"}, {"Content-Type", "application/json"}},
-           JsonError("shutting_down"), /*close=*/true);
+    Answer(responder, kNoRoute, started, 503,
+           {{"Retry-After", "1"}, {"Content-Type", "application/json"}}, JsonError("shutting_down"),
+           /*close=*/true);
     return;
   }
   const config::Route* route = config_.MatchRoute(request.method, request.Path());

@@ -29,10 +29,18 @@ void SetLevel(Level level);
 bool Enabled(Level level);
 void Emit(Level level, std::string_view msg, std::initializer_list<Field> fields = {});
 
-inline void Debug(std::string_view msg, std::initializer_list<Field> f = {}) { Emit(Level::kDebug, msg, f); }
-inline void Info(std::string_view msg, std::initializer_list<Field> f = {}) { Emit(Level::kInfo, msg, f); }
-inline void Warn(std::string_view msg, std::initializer_list<Field> f = {}) { Emit(Level::kWarn, msg, f); }
-inline void Error(std::string_view msg, std::initializer_list<Field> f = {}) { Emit(Level::kError, msg, f); }
+inline void Debug(std::string_view msg, std::initializer_list<Field> f = {}) {
+  Emit(Level::kDebug, msg, f);
+}
+inline void Info(std::string_view msg, std::initializer_list<Field> f = {}) {
+  Emit(Level::kInfo, msg, f);
+}
+inline void Warn(std::string_view msg, std::initializer_list<Field> f = {}) {
+  Emit(Level::kWarn, msg, f);
+}
+inline void Error(std::string_view msg, std::initializer_list<Field> f = {}) {
+  Emit(Level::kError, msg, f);
+}
 
 // Appends s to out as the inside of a JSON string.
 void AppendJsonEscaped(std::string* out, std::string_view s);

@@ -14,9 +14,12 @@ using common::Status;
 namespace {
 buffer::FsyncPolicy ToPolicy(config::FsyncMode mode) {
   switch (mode) {
-    case config::FsyncMode::kBatch: return buffer::FsyncPolicy::kBatch;
-    case config::FsyncMode::kInterval: return buffer::FsyncPolicy::kInterval;
-    case config::FsyncMode::kNever: return buffer::FsyncPolicy::kNever;
+    case config::FsyncMode::kBatch:
+      return buffer::FsyncPolicy::kBatch;
+    case config::FsyncMode::kInterval:
+      return buffer::FsyncPolicy::kInterval;
+    case config::FsyncMode::kNever:
+      return buffer::FsyncPolicy::kNever;
   }
   return buffer::FsyncPolicy::kBatch;
 }
@@ -82,8 +85,8 @@ Status Proxy::Start() {
   s = CountQueued(&queued);
   if (!s.ok()) return s;
   for (const auto& t : config_.targets) {
-    dispatchers_[t.name] = std::make_unique<Dispatcher>(
-        &loop_, t, *log_, metrics_, clock_, log_->LoadedCursor(t.name), queued[t.name]);
+    dispatchers_[t.name] = std::make_unique<Dispatcher>(&loop_, t, *log_, metrics_, clock_,
+                                                        log_->LoadedCursor(t.name), queued[t.name]);
     logging::Info("target ready", {{"target", t.name},
                                    {"url", t.url},
                                    {"queued", queued[t.name]},
@@ -192,9 +195,10 @@ void Proxy::BeginShutdown(int exit_code, bool drain) {
     ingest_server_->CloseIdleConnections();
   }
   for (auto& [name, d] : dispatchers_) d->Stop();
-  drain_deadline_ = clock_.Now() + (drain ? config_.shutdown_timeout : std::chrono::milliseconds(200));
-  uv_timer_start(&drain_timer_, [](uv_timer_t* t) { static_cast<Proxy*>(t->data)->CheckDrained(); },
-                 10, 10);
+  drain_deadline_ =
+      clock_.Now() + (drain ? config_.shutdown_timeout : std::chrono::milliseconds(200));
+  uv_timer_start(
+      &drain_timer_, [](uv_timer_t* t) { static_cast<Proxy*>(t->data)->CheckDrained(); }, 10, 10);
 }
 
 void Proxy::CheckDrained() {
