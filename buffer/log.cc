@@ -31,6 +31,8 @@ Status Log::Open(LogOptions options, std::unique_ptr<Log>* out, RecoveryReport* 
   if (s.ok()) s = log->OpenCursors();
   if (s.ok()) s = log->OpenDeadLetterFiles();
   if (!s.ok()) return s;
+  // Cursors may move next_seq past a tail lost under fsync: interval/never.
+  if (report != nullptr) report->next_seq = log->next_seq_;
   log->writer_ = std::thread([raw = log.get()] { raw->WriterMain(); });
   *out = std::move(log);
   return Status::OK();
@@ -523,6 +525,7 @@ Status Log::OpenDeadLetterFiles() {
 Status Log::AppendDeadLetter(DeadLetter dl, AppendDone done) {
   std::lock_guard lock(mu_);
   if (!fatal_.ok()) return fatal_;
+  if (stopping_) return Status::Busy("log is closing");
   if (dead_files_.find(dl.target) == dead_files_.end()) {
     return Status::NotFound("no dead-letter file for target " + dl.target);
   }
