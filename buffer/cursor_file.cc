@@ -6,7 +6,6 @@
 #include <cstring>
 
 #include "buffer/endian.h"
-#include "buffer/posix_io.h"
 #include "common/crc32c.h"
 
 namespace sluice::buffer {
@@ -30,16 +29,16 @@ bool DecodeSlot(const char* in, uint64_t* generation, uint64_t* next_seq) {
 }  // namespace
 
 CursorFile::~CursorFile() {
-  if (fd_ >= 0) ::close(fd_);
+  if (fd_ >= 0) (void)fs_.Close(fd_);
 }
 
 common::Status CursorFile::Open(const std::string& path, uint64_t default_seq, uint64_t* next_seq) {
   path_ = path;
-  common::Status s = posix_io::OpenFile(path, O_RDWR | O_CREAT, &fd_);
+  common::Status s = fs_.Open(path, O_RDWR | O_CREAT, &fd_);
   if (!s.ok()) return s;
   char buf[2 * kSlotSize] = {};
   size_t got = 0;
-  s = posix_io::PreadUpTo(fd_, buf, sizeof(buf), 0, &got);
+  s = fs_.PreadUpTo(fd_, buf, sizeof(buf), 0, &got);
   if (!s.ok()) return s;
   *next_seq = default_seq;
   generation_ = 0;
@@ -60,8 +59,8 @@ common::Status CursorFile::Store(uint64_t next_seq) {
   uint64_t generation = generation_ + 1;
   EncodeSlot(generation, next_seq, slot);
   std::vector<iovec> iov{{slot, kSlotSize}};
-  common::Status s = posix_io::PwriteAll(fd_, iov, (generation % 2) * kSlotSize);
-  if (s.ok()) s = posix_io::Fdatasync(fd_, path_);
+  common::Status s = fs_.PwriteAll(fd_, iov, (generation % 2) * kSlotSize);
+  if (s.ok()) s = fs_.Fdatasync(fd_, path_);
   if (s.ok()) {
     generation_ = generation;
     stored_ = next_seq;

@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <string>
 
+#include "buffer/file_system.h"
 #include "common/status.h"
 
 namespace sluice::buffer {
@@ -14,7 +15,7 @@ namespace sluice::buffer {
 // and the other still holds the previous position.
 class CursorFile {
  public:
-  CursorFile() = default;
+  explicit CursorFile(FileSystem& fs = FileSystem::Default()) : fs_(fs) {}
   CursorFile(const CursorFile&) = delete;
   CursorFile& operator=(const CursorFile&) = delete;
   ~CursorFile();
@@ -27,6 +28,7 @@ class CursorFile {
   uint64_t stored() const { return stored_; }
 
  private:
+  FileSystem& fs_;
   std::string path_;
   int fd_ = -1;
   uint64_t generation_ = 0;

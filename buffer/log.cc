@@ -6,7 +6,6 @@
 #include <algorithm>
 #include <cstring>
 
-#include "buffer/posix_io.h"
 #include "buffer/record.h"
 #include "buffer/segment.h"
 
@@ -14,18 +13,20 @@ namespace sluice::buffer {
 
 using common::Status;
 
-Log::Log(LogOptions options) : options_(std::move(options)) {}
+Log::Log(LogOptions options)
+    : options_(std::move(options)),
+      fs_(options_.fs != nullptr ? *options_.fs : FileSystem::Default()) {}
 
 Log::~Log() { Close(); }
 
 Status Log::Open(LogOptions options, std::unique_ptr<Log>* out, RecoveryReport* report) {
   std::unique_ptr<Log> log(new Log(std::move(options)));
   const std::string& dir = log->options_.dir;
-  Status s = posix_io::MakeDirs(dir);
-  if (s.ok()) s = posix_io::LockDir(dir, &log->lock_fd_);
-  if (s.ok()) s = posix_io::MakeDirs(log->SegDir());
-  if (s.ok()) s = posix_io::MakeDirs(dir + "/cursors");
-  if (s.ok()) s = posix_io::MakeDirs(dir + "/dead");
+  Status s = log->fs_.MakeDirs(dir);
+  if (s.ok()) s = log->fs_.LockDir(dir, &log->lock_fd_);
+  if (s.ok()) s = log->fs_.MakeDirs(log->SegDir());
+  if (s.ok()) s = log->fs_.MakeDirs(dir + "/cursors");
+  if (s.ok()) s = log->fs_.MakeDirs(dir + "/dead");
   RecoveryReport local;
   if (s.ok()) s = log->Recover(report != nullptr ? report : &local);
   if (s.ok()) s = log->OpenCursors();
@@ -43,7 +44,7 @@ Status Log::Open(LogOptions options, std::unique_ptr<Log>* out, RecoveryReport* 
 // and writing continues in a fresh segment. Older segments were sealed on roll.
 Status Log::Recover(RecoveryReport* report) {
   std::vector<std::string> names;
-  Status s = posix_io::ListDir(SegDir(), &names);
+  Status s = fs_.ListDir(SegDir(), &names);
   if (!s.ok()) return s;
   for (const auto& name : names) {
     if (auto seq = ParseSegmentFileName(name)) {
@@ -56,16 +57,16 @@ Status Log::Recover(RecoveryReport* report) {
   next_seq_ = segments_.empty() ? 1 : segments_.back().first_seq;
   while (!segments_.empty()) {
     Segment& tail = segments_.back();
-    int fd;
-    s = posix_io::OpenFile(tail.path, O_RDWR, &fd);
+    int fd = -1;
+    s = fs_.Open(tail.path, O_RDWR, &fd);
     if (!s.ok()) return s;
     uint64_t file_size = 0;
-    s = posix_io::FileSize(fd, &file_size);
+    s = fs_.FileSize(fd, &file_size);
     char header[kSegmentHeaderSize];
     size_t got = 0;
-    if (s.ok()) s = posix_io::PreadUpTo(fd, header, sizeof(header), 0, &got);
+    if (s.ok()) s = fs_.PreadUpTo(fd, header, sizeof(header), 0, &got);
     if (!s.ok()) {
-      ::close(fd);
+      (void)fs_.Close(fd);
       return s;
     }
     uint64_t end = kSegmentHeaderSize;
@@ -76,7 +77,7 @@ Status Log::Recover(RecoveryReport* report) {
     // numbers (which start at the name's first_seq) check out.
     bool header_ok = got == sizeof(header) && DecodeSegmentHeader(header) == tail.first_seq;
     {
-      SegmentScanner scanner(fd, file_size, kSegmentHeaderSize);
+      SegmentScanner scanner(fd, file_size, kSegmentHeaderSize, fs_);
       RecordHeader rh;
       std::string payload;
       Status io;
@@ -86,7 +87,7 @@ Status Log::Recover(RecoveryReport* report) {
         end = scanner.offset();
       }
       if (!io.ok()) {
-        ::close(fd);
+        (void)fs_.Close(fd);
         return io;
       }
     }
@@ -95,8 +96,8 @@ Status Log::Recover(RecoveryReport* report) {
     }
     if (expected == tail.first_seq) {
       // Created but no record in it completed: nothing in it was ever acknowledged.
-      ::close(fd);
-      s = posix_io::Unlink(tail.path);
+      (void)fs_.Close(fd);
+      s = fs_.Unlink(tail.path);
       if (!s.ok()) return s;
       ++report->removed_segments;
       next_seq_ = tail.first_seq;
@@ -105,13 +106,13 @@ Status Log::Recover(RecoveryReport* report) {
     }
     if (end < file_size) {
       report->truncated_bytes += file_size - end;
-      if (::ftruncate(fd, static_cast<off_t>(end)) != 0) {
-        int err = errno;
-        ::close(fd);
-        return Status::FromErrno("ftruncate " + tail.path, err);
+      s = fs_.Truncate(fd, end, tail.path);
+      if (!s.ok()) {
+        (void)fs_.Close(fd);
+        return s;
       }
     }
-    ::close(fd);
+    (void)fs_.Close(fd);
     tail.size = end;
     next_seq_ = expected;
     break;
@@ -119,15 +120,16 @@ Status Log::Recover(RecoveryReport* report) {
   // Sealed segments were truncated to their written size when they were sealed.
   uint64_t total = 0;
   for (size_t i = 0; i + 1 < segments_.size(); ++i) {
-    int fd;
-    s = posix_io::OpenFile(segments_[i].path, O_RDONLY, &fd);
-    if (s.ok()) s = posix_io::FileSize(fd, &segments_[i].size);
-    if (s.ok()) ::close(fd);
+    int fd = -1;
+    s = fs_.Open(segments_[i].path, O_RDONLY, &fd);
+    if (!s.ok()) return s;
+    s = fs_.FileSize(fd, &segments_[i].size);
+    (void)fs_.Close(fd);
     if (!s.ok()) return s;
   }
   for (const auto& seg : segments_) total += seg.size;
   if (report->removed_segments > 0) {
-    s = posix_io::SyncDir(SegDir());
+    s = fs_.SyncDir(SegDir());
     if (!s.ok()) return s;
   }
   bytes_.store(total);
@@ -142,7 +144,7 @@ Status Log::OpenCursors() {
   uint64_t newest_cursor = 0;
   for (const auto& target : options_.targets) {
     TargetCursor cursor;
-    cursor.file = std::make_unique<CursorFile>();
+    cursor.file = std::make_unique<CursorFile>(fs_);
     uint64_t seq = 0;
     Status s = cursor.file->Open(options_.dir + "/cursors/" + target + ".cur", oldest, &seq);
     if (!s.ok()) return s;
@@ -156,7 +158,7 @@ Status Log::OpenCursors() {
   // cursors do. Sequence numbers must never go backwards under a cursor.
   next_seq_ = std::max(next_seq_, newest_cursor);
   readable_end_.store(next_seq_);
-  return posix_io::SyncDir(options_.dir + "/cursors");
+  return fs_.SyncDir(options_.dir + "/cursors");
 }
 
 uint64_t Log::LoadedCursor(const std::string& target) const {
@@ -206,7 +208,7 @@ void Log::Close() {
   RunCompletions();
   SyncCursorsAndReclaim();
   if (lock_fd_ >= 0) {
-    ::close(lock_fd_);
+    (void)fs_.Close(lock_fd_);
     lock_fd_ = -1;
   }
 }
@@ -284,7 +286,7 @@ void Log::WriterMain() {
     auto now = clock_.Now();
     if (unsynced_writes_ && options_.fsync == FsyncPolicy::kInterval &&
         now - last_data_sync_ >= options_.fsync_interval) {
-      Status s = posix_io::Fdatasync(active_fd_, "active segment");
+      Status s = fs_.Fdatasync(active_fd_, "active segment");
       last_data_sync_ = now;
       unsynced_writes_ = false;
       if (!s.ok()) {
@@ -296,7 +298,7 @@ void Log::WriterMain() {
   }
   SyncCursorsAndReclaim();
   for (auto& [target, file] : dead_files_) {
-    if (file.fd >= 0) ::close(file.fd);
+    if (file.fd >= 0) (void)fs_.Close(file.fd);
     file.fd = -1;
   }
 }
@@ -334,10 +336,10 @@ void Log::WriteBatch(std::vector<Pending>* batch) {
       run_bytes += size;
       ++i;
     }
-    Status s = posix_io::PwriteAll(active_fd_, std::move(iov), run_offset);
+    Status s = fs_.PwriteAll(active_fd_, std::move(iov), run_offset);
     auto sync_start = clock_.Now();
     if (s.ok() && options_.fsync == FsyncPolicy::kBatch) {
-      s = posix_io::Fdatasync(active_fd_, segments_.back().path);
+      s = fs_.Fdatasync(active_fd_, segments_.back().path);
       if (!s.ok()) {
         // The kernel may have dropped the pages it failed to write: the log's state on
         // disk is unknown, and retrying fsync would report success for lost data.
@@ -401,20 +403,20 @@ Status Log::RollSegment(size_t first_record_bytes) {
   uint64_t capacity =
       std::max<uint64_t>(options_.segment_bytes, kSegmentHeaderSize + first_record_bytes);
   std::string path = SegDir() + "/" + SegmentFileName(next_seq_);
-  int fd;
-  Status s = posix_io::OpenFile(path, O_RDWR | O_CREAT | O_EXCL, &fd);
+  int fd = -1;
+  Status s = fs_.Open(path, O_RDWR | O_CREAT | O_EXCL, &fd);
   if (!s.ok()) return s;
   char header[kSegmentHeaderSize];
   EncodeSegmentHeader(next_seq_, header);
-  s = posix_io::Fallocate(fd, capacity, path);
-  if (s.ok()) s = posix_io::PwriteAll(fd, {{header, sizeof(header)}}, 0);
+  s = fs_.Fallocate(fd, capacity, path);
+  if (s.ok()) s = fs_.PwriteAll(fd, {{header, sizeof(header)}}, 0);
   bool sync = options_.fsync != FsyncPolicy::kNever;
-  if (s.ok() && sync) s = posix_io::Fdatasync(fd, path);
-  if (s.ok() && sync) s = posix_io::SyncDir(SegDir());
+  if (s.ok() && sync) s = fs_.Fdatasync(fd, path);
+  if (s.ok() && sync) s = fs_.SyncDir(SegDir());
   if (!s.ok()) {
-    ::close(fd);
+    (void)fs_.Close(fd);
     // Nothing in it was acknowledged; removing it lets the next attempt reuse the name.
-    (void)posix_io::Unlink(path);
+    (void)fs_.Unlink(path);
     if (!s.IsNoSpace()) {
       std::lock_guard lock(mu_);
       fatal_ = s;
@@ -435,7 +437,7 @@ Status Log::RollSegment(size_t first_record_bytes) {
 // Cuts the fallocated but unused tail so that a sealed segment's size is its content.
 void Log::SealActive() {
   if (unsynced_writes_ && options_.fsync != FsyncPolicy::kNever) {
-    Status s = posix_io::Fdatasync(active_fd_, segments_.back().path);
+    Status s = fs_.Fdatasync(active_fd_, segments_.back().path);
     if (!s.ok()) {
       std::lock_guard lock(mu_);
       fatal_ = s;
@@ -443,8 +445,8 @@ void Log::SealActive() {
   }
   unsynced_writes_ = false;
   // A failed truncate only leaves zeros that the scanner reads as the end.
-  (void)::ftruncate(active_fd_, static_cast<off_t>(active_offset_));
-  ::close(active_fd_);
+  (void)fs_.Truncate(active_fd_, active_offset_, segments_.back().path);
+  (void)fs_.Close(active_fd_);
   active_fd_ = -1;
 }
 
@@ -488,8 +490,8 @@ void Log::SyncCursorsAndReclaim() {
   }
   if (doomed.empty()) return;
   bytes_.fetch_sub(freed, std::memory_order_relaxed);
-  for (const auto& path : doomed) (void)posix_io::Unlink(path);
-  (void)posix_io::SyncDir(SegDir());
+  for (const auto& path : doomed) (void)fs_.Unlink(path);
+  (void)fs_.SyncDir(SegDir());
 }
 
 }  // namespace sluice::buffer
@@ -502,24 +504,25 @@ Status Log::OpenDeadLetterFiles() {
   for (const auto& target : options_.targets) {
     std::string path = options_.dir + "/dead/" + target + ".log";
     DeadLetterFile file;
-    Status s = posix_io::OpenFile(path, O_RDWR | O_CREAT, &file.fd);
+    Status s = fs_.Open(path, O_RDWR | O_CREAT, &file.fd);
     uint64_t size = 0;
-    if (s.ok()) s = posix_io::FileSize(file.fd, &size);
+    if (s.ok()) s = fs_.FileSize(file.fd, &size);
     if (!s.ok()) return s;
-    SegmentScanner scanner(file.fd, size, 0);
+    SegmentScanner scanner(file.fd, size, 0, fs_);
     RecordHeader rh;
     std::string payload;
     Status io;
     while (scanner.Next(&rh, &payload, &io) == SegmentScanner::Result::kRecord) ++file.count;
     if (!io.ok()) return io;
     file.size = scanner.offset();
-    if (file.size < size && ::ftruncate(file.fd, static_cast<off_t>(file.size)) != 0) {
-      return Status::FromErrno("ftruncate " + path, errno);
+    if (file.size < size) {
+      s = fs_.Truncate(file.fd, file.size, path);
+      if (!s.ok()) return s;
     }
     dead_counts_[target] = file.count;
     dead_files_[target] = file;
   }
-  return posix_io::SyncDir(options_.dir + "/dead");
+  return fs_.SyncDir(options_.dir + "/dead");
 }
 
 Status Log::AppendDeadLetter(DeadLetter dl, AppendDone done) {
@@ -558,7 +561,7 @@ void Log::WriteDeadLetters(std::vector<PendingDeadLetter>* letters) {
     size_t pad = PaddedSize(payload.size()) - payload.size();
     std::vector<iovec> iov{{header, sizeof(header)}, {payload.data(), payload.size()}};
     if (pad > 0) iov.push_back({const_cast<char*>(kPadding), pad});
-    status = posix_io::PwriteAll(file.fd, std::move(iov), file.size);
+    status = fs_.PwriteAll(file.fd, std::move(iov), file.size);
     if (status.ok()) {
       file.size += RecordSize(payload.size());
       ++file.count;
@@ -567,7 +570,7 @@ void Log::WriteDeadLetters(std::vector<PendingDeadLetter>* letters) {
   }
   for (const auto& [target, unused] : touched) {
     if (!status.ok() || options_.fsync == FsyncPolicy::kNever) break;
-    status = posix_io::Fdatasync(dead_files_[target].fd, "dead/" + target + ".log");
+    status = fs_.Fdatasync(dead_files_[target].fd, "dead/" + target + ".log");
     if (!status.ok()) {
       std::lock_guard lock(mu_);
       fatal_ = status;

@@ -14,6 +14,7 @@
 
 #include "buffer/cursor_file.h"
 #include "buffer/dead_letter.h"
+#include "buffer/file_system.h"
 #include "common/clock.h"
 #include "common/status.h"
 
@@ -27,6 +28,7 @@ enum class FsyncPolicy {
 
 struct LogOptions {
   std::string dir;
+  FileSystem* fs = nullptr;  // nullptr: FileSystem::Default(); must outlive the Log
   uint64_t segment_bytes = 64ull << 20;
   uint64_t max_bytes = 1ull << 30;
   FsyncPolicy fsync = FsyncPolicy::kBatch;
@@ -99,6 +101,7 @@ class Log {
   size_t segment_count() const;
   common::Status fatal_error() const;
   const std::string& dir() const { return options_.dir; }
+  FileSystem& fs() const { return fs_; }
 
   // Segment lookup for readers: the segment holding `seq` (the one with the largest
   // first_seq <= seq), or the first segment when seq is older than everything stored.
@@ -157,6 +160,7 @@ class Log {
   std::string SegDir() const { return options_.dir + "/seg"; }
 
   const LogOptions options_;
+  FileSystem& fs_;
   common::SystemClock clock_;
   int lock_fd_ = -1;
 

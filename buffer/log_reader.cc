@@ -3,7 +3,6 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-#include "buffer/posix_io.h"
 #include "buffer/segment.h"
 
 namespace sluice::buffer {
@@ -13,17 +12,17 @@ using common::Status;
 LogReader::~LogReader() { CloseSegment(); }
 
 void LogReader::CloseSegment() {
-  if (fd_ >= 0) ::close(fd_);
+  if (fd_ >= 0) (void)log_.fs().Close(fd_);
   fd_ = -1;
 }
 
 Status LogReader::OpenSegment(const Log::SegmentRef& ref) {
   CloseSegment();
-  Status s = posix_io::OpenFile(ref.path, O_RDONLY, &fd_);
+  Status s = log_.fs().Open(ref.path, O_RDONLY, &fd_);
   if (!s.ok()) return s;
   segment_first_seq_ = ref.first_seq;
   offset_ = kSegmentHeaderSize;
-  return posix_io::FileSize(fd_, &file_size_);
+  return log_.fs().FileSize(fd_, &file_size_);
 }
 
 Status LogReader::Position() {
@@ -37,7 +36,7 @@ Status LogReader::Position() {
     return Status::OK();
   }
   // Scan forward to next_seq_.
-  SegmentScanner scanner(fd_, file_size_, offset_);
+  SegmentScanner scanner(fd_, file_size_, offset_, log_.fs());
   RecordHeader h;
   std::string payload;
   for (uint64_t seq = ref->first_seq; seq < next_seq_; ++seq) {
@@ -61,10 +60,10 @@ LogReader::Result LogReader::Next(RecordHeader* header, std::string* payload, St
     }
     // The active segment grows: refresh the size when the record may lie past it.
     if (offset_ + kRecordHeaderSize > file_size_) {
-      *error = posix_io::FileSize(fd_, &file_size_);
+      *error = log_.fs().FileSize(fd_, &file_size_);
       if (!error->ok()) return Result::kError;
     }
-    SegmentScanner scanner(fd_, file_size_, offset_);
+    SegmentScanner scanner(fd_, file_size_, offset_, log_.fs());
     auto result = scanner.Next(header, payload, error);
     if (!error->ok()) return Result::kError;
     if (result == SegmentScanner::Result::kRecord && header->seq == next_seq_) {

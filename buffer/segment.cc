@@ -5,7 +5,6 @@
 #include <cstring>
 
 #include "buffer/endian.h"
-#include "buffer/posix_io.h"
 #include "common/crc32c.h"
 
 namespace sluice::buffer {
@@ -47,7 +46,7 @@ SegmentScanner::Result SegmentScanner::Next(RecordHeader* header, std::string* p
   if (offset_ + kRecordHeaderSize > file_size_) return Result::kEnd;
   char buf[kRecordHeaderSize];
   size_t got = 0;
-  *io_error = posix_io::PreadUpTo(fd_, buf, sizeof(buf), offset_, &got);
+  *io_error = fs_.PreadUpTo(fd_, buf, sizeof(buf), offset_, &got);
   if (!io_error->ok()) return Result::kCorrupt;
   if (got < sizeof(buf)) return Result::kEnd;
   switch (DecodeRecordHeader(buf, header)) {
@@ -61,7 +60,7 @@ SegmentScanner::Result SegmentScanner::Next(RecordHeader* header, std::string* p
   uint64_t payload_offset = offset_ + kRecordHeaderSize;
   if (payload_offset + header->payload_len > file_size_) return Result::kTruncated;
   payload->resize(header->payload_len);
-  *io_error = posix_io::PreadUpTo(fd_, payload->data(), payload->size(), payload_offset, &got);
+  *io_error = fs_.PreadUpTo(fd_, payload->data(), payload->size(), payload_offset, &got);
   if (!io_error->ok()) return Result::kCorrupt;
   if (got < payload->size()) return Result::kTruncated;
   if (!PayloadMatches(*header, *payload)) return Result::kCorrupt;

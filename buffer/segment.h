@@ -5,6 +5,7 @@
 #include <string>
 #include <string_view>
 
+#include "buffer/file_system.h"
 #include "buffer/record.h"
 #include "common/status.h"
 
@@ -34,13 +35,15 @@ class SegmentScanner {
     kCorrupt,    // header or payload CRC mismatch
   };
   // "fd" must remain open while the scanner is in use.
-  SegmentScanner(int fd, uint64_t file_size, uint64_t offset)
-      : fd_(fd), file_size_(file_size), offset_(offset) {}
+  SegmentScanner(int fd, uint64_t file_size, uint64_t offset,
+                 FileSystem& fs = FileSystem::Default())
+      : fs_(fs), fd_(fd), file_size_(file_size), offset_(offset) {}
 
   Result Next(RecordHeader* header, std::string* payload, common::Status* io_error);
   uint64_t offset() const { return offset_; }
 
  private:
+  FileSystem& fs_;
   int fd_;
   uint64_t file_size_;
   uint64_t offset_;
