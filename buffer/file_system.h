@@ -38,6 +38,9 @@ class FileSystem {
   virtual Status MakeDirs(const std::string& dir) = 0;
   virtual Status ListDir(const std::string& dir, std::vector<std::string>* names) = 0;
   virtual Status Unlink(const std::string& path) = 0;
+  // Atomically replaces `to` (rename(2)). Not pure, so fault-injecting file systems
+  // that do not model renames still work; the default renames for real.
+  virtual Status Rename(const std::string& from, const std::string& to);
   // Takes an exclusive flock on dir/LOCK; kBusy when another process holds it.
   virtual Status LockDir(const std::string& dir, int* fd) = 0;
 };

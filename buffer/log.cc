@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "buffer/message.h"
 #include "buffer/record.h"
 #include "buffer/segment.h"
 
@@ -30,7 +31,10 @@ Status Log::Open(LogOptions options, std::unique_ptr<Log>* out, RecoveryReport* 
   RecoveryReport local;
   if (s.ok()) s = log->Recover(report != nullptr ? report : &local);
   if (s.ok()) s = log->OpenCursors();
-  if (s.ok()) s = log->OpenDeadLetterFiles();
+  if (s.ok()) {
+    log->dead_ = std::make_unique<DeadLetterStore>(log->fs_, dir + "/dead");
+    s = log->dead_->Open(log->options_.targets);
+  }
   if (!s.ok()) return s;
   // Cursors may move next_seq past a tail lost under fsync: interval/never.
   if (report != nullptr) report->next_seq = log->next_seq_;
@@ -256,6 +260,7 @@ std::optional<Log::SegmentRef> Log::SegmentAfter(uint64_t seq) const {
 void Log::WriterMain() {
   std::vector<Pending> batch;
   std::vector<PendingDeadLetter> letters;
+  std::vector<std::function<void()>> jobs;
   for (;;) {
     {
       std::unique_lock lock(mu_);
@@ -264,12 +269,13 @@ void Log::WriterMain() {
       if (unsynced_writes_ && options_.fsync == FsyncPolicy::kInterval) {
         deadline = std::min(deadline, last_data_sync_ + options_.fsync_interval);
       }
-      if (pending_.empty() && dead_pending_.empty() && !stopping_ && deadline > now) {
-        cv_.wait_for(lock, deadline - now,
-                     [&] { return !pending_.empty() || !dead_pending_.empty() || stopping_; });
+      auto has_work = [&] { return !pending_.empty() || !dead_pending_.empty() || !jobs_.empty(); };
+      if (!has_work() && !stopping_ && deadline > now) {
+        cv_.wait_for(lock, deadline - now, [&] { return has_work() || stopping_; });
       }
-      if (pending_.empty() && dead_pending_.empty() && stopping_) break;
+      if (!has_work() && stopping_) break;
       letters.swap(dead_pending_);
+      jobs.swap(jobs_);
       // Take what is queued, up to the batch cap (at least one record).
       size_t bytes = 0;
       while (!pending_.empty() && (batch.empty() || bytes + pending_.front().payload.size() <=
@@ -283,6 +289,8 @@ void Log::WriterMain() {
     batch.clear();
     if (!letters.empty()) WriteDeadLetters(&letters);
     letters.clear();
+    for (auto& job : jobs) job();
+    jobs.clear();
     auto now = clock_.Now();
     if (unsynced_writes_ && options_.fsync == FsyncPolicy::kInterval &&
         now - last_data_sync_ >= options_.fsync_interval) {
@@ -297,10 +305,7 @@ void Log::WriterMain() {
     if (now - last_cursor_sync_ >= options_.cursor_sync_interval) SyncCursorsAndReclaim();
   }
   SyncCursorsAndReclaim();
-  for (auto& [target, file] : dead_files_) {
-    if (file.fd >= 0) (void)fs_.Close(file.fd);
-    file.fd = -1;
-  }
+  dead_->CloseAll();
 }
 
 // Writes `batch` in order, in runs that fit the active segment, rolling as needed.
@@ -498,88 +503,124 @@ void Log::SyncCursorsAndReclaim() {
 
 namespace sluice::buffer {
 
-// Opens dead/<target>.log for every target, counts the letters and cuts a torn tail
-// (a dead letter is durable before the cursor passes it, so a torn one is still queued).
-Status Log::OpenDeadLetterFiles() {
-  for (const auto& target : options_.targets) {
-    std::string path = options_.dir + "/dead/" + target + ".log";
-    DeadLetterFile file;
-    Status s = fs_.Open(path, O_RDWR | O_CREAT, &file.fd);
-    uint64_t size = 0;
-    if (s.ok()) s = fs_.FileSize(file.fd, &size);
-    if (!s.ok()) return s;
-    SegmentScanner scanner(file.fd, size, 0, fs_);
-    RecordHeader rh;
-    std::string payload;
-    Status io;
-    while (scanner.Next(&rh, &payload, &io) == SegmentScanner::Result::kRecord) ++file.count;
-    if (!io.ok()) return io;
-    file.size = scanner.offset();
-    if (file.size < size) {
-      s = fs_.Truncate(file.fd, file.size, path);
-      if (!s.ok()) return s;
-    }
-    dead_counts_[target] = file.count;
-    dead_files_[target] = file;
-  }
-  return fs_.SyncDir(options_.dir + "/dead");
-}
-
 Status Log::AppendDeadLetter(DeadLetter dl, AppendDone done) {
   std::lock_guard lock(mu_);
   if (!fatal_.ok()) return fatal_;
   if (stopping_) return Status::Busy("log is closing");
-  if (dead_files_.find(dl.target) == dead_files_.end()) {
-    return Status::NotFound("no dead-letter file for target " + dl.target);
-  }
+  if (!dead_->Has(dl.target)) return Status::NotFound("no dead-letter file for " + dl.target);
   dead_pending_.push_back(PendingDeadLetter{std::move(dl), std::move(done)});
   cv_.notify_one();
   return Status::OK();
 }
 
-uint64_t Log::DeadLetterCount(const std::string& target) const {
+uint64_t Log::DeadLetterCount(const std::string& target) const { return dead_->Count(target); }
+
+Status Log::ListDeadLetters(const std::string& target, std::vector<DeadLetter>* out) const {
+  return dead_->List(target, out);
+}
+
+void Log::RunOnWriter(std::function<void()> job) {
   std::lock_guard lock(mu_);
-  auto it = dead_counts_.find(target);
-  return it == dead_counts_.end() ? 0 : it->second;
+  jobs_.push_back(std::move(job));
+  cv_.notify_one();
+}
+
+Status Log::PurgeDeadLetters(const std::string& target, std::optional<common::Uuid> id,
+                             AppendDone done) {
+  if (!dead_->Has(target)) return Status::NotFound("no dead-letter file for " + target);
+  {
+    std::lock_guard lock(mu_);
+    if (!fatal_.ok()) return fatal_;
+    if (stopping_) return Status::Busy("log is closing");
+  }
+  RunOnWriter([this, target, id, done = std::move(done)]() mutable {
+    std::vector<common::Uuid> ids;
+    if (id) ids.push_back(*id);
+    uint64_t removed = 0;
+    Status s = dead_->Remove(target, id ? &ids : nullptr, &removed);
+    std::vector<Completion> completions;
+    completions.push_back(Completion{std::move(done), s, removed});
+    PublishCompletions(&completions);
+  });
+  return Status::OK();
+}
+
+Status Log::ReplayDeadLetters(const std::string& target, std::optional<common::Uuid> id,
+                              AppendDone done) {
+  std::vector<DeadLetter> letters;
+  Status s = dead_->List(target, &letters);
+  if (!s.ok()) return s;
+  std::vector<std::pair<common::Uuid, std::string>> messages;  // id, re-addressed payload
+  for (const auto& letter : letters) {
+    auto message = DecodeMessage(letter.payload);
+    if (!message || (id && message->id != *id)) continue;
+    message->targets = {target};
+    messages.emplace_back(message->id, EncodeMessage(*message));
+  }
+  if (messages.empty()) {
+    return Status::NotFound(id ? "no dead letter with that id" : "no dead letters");
+  }
+  // Shared by the append callbacks: when the last one is durable, drop the letters.
+  struct Replay {
+    size_t outstanding;
+    Status status;
+    std::vector<common::Uuid> ids;
+    AppendDone done;
+  };
+  auto replay =
+      std::make_shared<Replay>(Replay{messages.size(), Status::OK(), {}, std::move(done)});
+  uint64_t now_ns = static_cast<uint64_t>(clock_.UnixNow().count());
+  for (auto& [message_id, payload] : messages) {
+    replay->ids.push_back(message_id);
+    auto on_appended = [this, replay, target](const Status& st, uint64_t) {
+      if (!st.ok() && replay->status.ok()) replay->status = st;
+      if (--replay->outstanding > 0) return;
+      if (!replay->status.ok()) {
+        // Some copies may be queued already; the letters stay: at least once.
+        replay->done(replay->status, 0);
+        return;
+      }
+      RunOnWriter([this, replay, target] {
+        uint64_t removed = 0;
+        Status rs = dead_->Remove(target, &replay->ids, &removed);
+        std::vector<Completion> completions;
+        completions.push_back(Completion{replay->done, rs, replay->ids.size()});
+        PublishCompletions(&completions);
+      });
+    };
+    s = Append(std::move(payload), now_ns, on_appended);
+    if (!s.ok()) {
+      // Not queued: count it as finished with this error.
+      on_appended(s, 0);
+    }
+  }
+  return Status::OK();
 }
 
 void Log::WriteDeadLetters(std::vector<PendingDeadLetter>* letters) {
-  std::vector<Completion> done;
-  std::map<std::string, bool> touched;
   Status status;
   {
     std::lock_guard lock(mu_);
     status = fatal_;
   }
+  std::vector<std::string> touched;
   for (auto& pending : *letters) {
     if (!status.ok()) break;
-    DeadLetterFile& file = dead_files_[pending.letter.target];
-    std::string payload = EncodeDeadLetterPayload(pending.letter);
-    char header[kRecordHeaderSize];
-    EncodeRecordHeader(pending.letter.seq, pending.letter.ingest_unix_ns, 0, payload, header);
-    static const char kPadding[8] = {};
-    size_t pad = PaddedSize(payload.size()) - payload.size();
-    std::vector<iovec> iov{{header, sizeof(header)}, {payload.data(), payload.size()}};
-    if (pad > 0) iov.push_back({const_cast<char*>(kPadding), pad});
-    status = fs_.PwriteAll(file.fd, std::move(iov), file.size);
-    if (status.ok()) {
-      file.size += RecordSize(payload.size());
-      ++file.count;
-      touched[pending.letter.target] = true;
+    status = dead_->Append(pending.letter);
+    if (status.ok() &&
+        std::find(touched.begin(), touched.end(), pending.letter.target) == touched.end()) {
+      touched.push_back(pending.letter.target);
     }
   }
-  for (const auto& [target, unused] : touched) {
+  for (const auto& target : touched) {
     if (!status.ok() || options_.fsync == FsyncPolicy::kNever) break;
-    status = fs_.Fdatasync(dead_files_[target].fd, "dead/" + target + ".log");
+    status = dead_->Sync(target);
     if (!status.ok()) {
       std::lock_guard lock(mu_);
       fatal_ = status;
     }
   }
-  {
-    std::lock_guard lock(mu_);
-    for (const auto& [target, unused] : touched) dead_counts_[target] = dead_files_[target].count;
-  }
+  std::vector<Completion> done;
   for (auto& pending : *letters) {
     done.push_back(Completion{std::move(pending.done), status, pending.letter.seq});
   }

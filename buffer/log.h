@@ -14,6 +14,7 @@
 
 #include "buffer/cursor_file.h"
 #include "buffer/dead_letter.h"
+#include "buffer/dead_letter_store.h"
 #include "buffer/file_system.h"
 #include "common/clock.h"
 #include "common/status.h"
@@ -84,6 +85,17 @@ class Log {
   common::Status AppendDeadLetter(DeadLetter dl, AppendDone done);
   // Dead letters stored for `target`, counted from disk at Open and kept up to date.
   uint64_t DeadLetterCount(const std::string& target) const;
+  // Every dead letter of `target`, oldest first (reads the file; any thread).
+  common::Status ListDeadLetters(const std::string& target, std::vector<DeadLetter>* out) const;
+  // Done callbacks of purge and replay get the number of letters affected as `seq`.
+  // Deletes the letter of message `id`, or every letter when id is empty.
+  common::Status PurgeDeadLetters(const std::string& target, std::optional<common::Uuid> id,
+                                  AppendDone done);
+  // Appends the messages of the letters (one, or all) back into the log addressed to
+  // `target` alone, as new records with the same message ids, and removes the letters
+  // once those appends are durable. A crash in between leaves both: at least once.
+  common::Status ReplayDeadLetters(const std::string& target, std::optional<common::Uuid> id,
+                                   AppendDone done);
 
   // Records that `target` has finished every sequence below next_seq. Written to the
   // cursor file lazily (within cursor_sync_interval) and on Close.
@@ -139,17 +151,13 @@ class Log {
     DeadLetter letter;
     AppendDone done;
   };
-  struct DeadLetterFile {
-    int fd = -1;
-    uint64_t size = 0;
-    uint64_t count = 0;
-  };
 
   explicit Log(LogOptions options);
   common::Status Recover(RecoveryReport* report);
   common::Status OpenCursors();
-  common::Status OpenDeadLetterFiles();
   void WriteDeadLetters(std::vector<PendingDeadLetter>* letters);
+  // Runs `job` on the writer thread after the current batch.
+  void RunOnWriter(std::function<void()> job);
   void WriterMain();
   void WriteBatch(std::vector<Pending>* batch);
   common::Status RollSegment(size_t first_record_bytes);
@@ -171,8 +179,8 @@ class Log {
   std::vector<Completion> completed_;
   std::map<std::string, uint64_t> cursor_requests_;
   std::vector<PendingDeadLetter> dead_pending_;
-  std::map<std::string, DeadLetterFile> dead_files_;  // fds and sizes: writer thread only
-  std::map<std::string, uint64_t> dead_counts_;       // guarded by mu_
+  std::vector<std::function<void()>> jobs_;
+  std::unique_ptr<DeadLetterStore> dead_;
   bool stopping_ = false;
   common::Status fatal_;
   std::vector<Segment> segments_;  // sorted by first_seq; the last may be the active one

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 
 #include "buffer/file_system.h"
 
@@ -154,6 +155,11 @@ class PosixFileSystem final : public FileSystem {
 };
 
 }  // namespace
+
+Status FileSystem::Rename(const std::string& from, const std::string& to) {
+  if (::rename(from.c_str(), to.c_str()) != 0) return Status::FromErrno("rename " + from, errno);
+  return Status::OK();
+}
 
 FileSystem& FileSystem::Default() {
   static PosixFileSystem fs;
