@@ -54,6 +54,16 @@ Status DeadLetterStore::Scan(int fd, uint64_t size, std::vector<DeadLetter>* out
 }
 
 Status DeadLetterStore::Open(const std::vector<std::string>& targets) {
+  // A rewrite interrupted by a crash leaves its temporary file; the original is intact.
+  std::vector<std::string> names;
+  Status listed = fs_.ListDir(dir_, &names);
+  if (!listed.ok()) return listed;
+  for (const auto& name : names) {
+    if (name.size() > 8 && name.compare(name.size() - 8, 8, ".rewrite") == 0) {
+      Status s = fs_.Unlink(dir_ + "/" + name);
+      if (!s.ok()) return s;
+    }
+  }
   for (const auto& target : targets) {
     std::string path = PathOf(target);
     File file;

@@ -32,6 +32,14 @@ Status Log::Open(LogOptions options, std::unique_ptr<Log>* out, RecoveryReport* 
   if (s.ok()) s = log->Recover(report != nullptr ? report : &local);
   if (s.ok()) s = log->OpenCursors();
   if (s.ok()) {
+    // A crash between a cursor sync and the unlinks it allowed leaves segments every
+    // target has passed: remove them now.
+    size_t before = log->segments_.size();
+    log->SyncCursorsAndReclaim();
+    s = log->fatal_;
+    if (report != nullptr) report->removed_segments += before - log->segments_.size();
+  }
+  if (s.ok()) {
     log->dead_ = std::make_unique<DeadLetterStore>(log->fs_, dir + "/dead");
     s = log->dead_->Open(log->options_.targets);
   }
@@ -53,6 +61,11 @@ Status Log::Recover(RecoveryReport* report) {
   for (const auto& name : names) {
     if (auto seq = ParseSegmentFileName(name)) {
       segments_.push_back(Segment{*seq, SegDir() + "/" + name, 0});
+    } else {
+      // Not ours to keep: nothing but segments is ever written here.
+      s = fs_.Unlink(SegDir() + "/" + name);
+      if (!s.ok()) return s;
+      ++report->removed_orphans;
     }
   }
   std::sort(segments_.begin(), segments_.end(),
@@ -220,6 +233,11 @@ void Log::Close() {
 uint64_t Log::first_seq() const {
   std::lock_guard lock(mu_);
   return segments_.empty() ? readable_end() : segments_.front().first_seq;
+}
+
+uint64_t Log::NextReclaimSeq() const {
+  std::lock_guard lock(mu_);
+  return segments_.size() >= 2 ? segments_[1].first_seq : readable_end();
 }
 
 size_t Log::segment_count() const {

@@ -52,6 +52,7 @@ struct RecoveryReport {
   uint64_t truncated_bytes = 0;  // unacknowledged bytes dropped from the tail
   size_t removed_segments = 0;   // tail segments without a complete record, removed
   size_t damaged_headers = 0;    // segment headers that failed their CRC (records kept)
+  size_t removed_orphans = 0;    // files in seg/ that are not segments
 };
 
 // The durable, append-only, segmented log. One writer thread owns the active segment and
@@ -111,6 +112,9 @@ class Log {
   uint64_t bytes() const { return bytes_.load(std::memory_order_relaxed); }
   uint64_t max_bytes() const { return options_.max_bytes; }
   size_t segment_count() const;
+  // Space is freed a whole segment at a time: once every cursor reaches this sequence
+  // (the start of the second segment), the oldest segment goes.
+  uint64_t NextReclaimSeq() const;
   common::Status fatal_error() const;
   const std::string& dir() const { return options_.dir; }
   FileSystem& fs() const { return fs_; }

@@ -50,6 +50,8 @@ class Dispatcher {
   size_t in_flight() const { return in_flight_.size(); }
   size_t retrying() const { return retries_.size(); }
   uint64_t queued() const { return queued_; }
+  // The lowest sequence this target has not finished.
+  uint64_t cursor() const { return cursor_; }
 
  private:
   struct Delivery {

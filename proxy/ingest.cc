@@ -31,11 +31,13 @@ const char* RejectReason(int status) {
 }  // namespace
 
 Ingest::Ingest(const config::Config& config, buffer::Log& log, metrics::Metrics& metrics,
-               const common::Clock& clock, OnDurable on_durable, OnFatal on_fatal)
+               const common::Clock& clock, const DrainEstimate& drain, OnDurable on_durable,
+               OnFatal on_fatal)
     : config_(config),
       log_(log),
       metrics_(metrics),
       clock_(clock),
+      drain_(drain),
       on_durable_(std::move(on_durable)),
       on_fatal_(std::move(on_fatal)) {}
 
@@ -140,9 +142,9 @@ void Ingest::Queue(HttpRequest&& request, Responder responder, const config::Rou
 }
 
 int Ingest::RetryAfterSeconds() const {
-  // Until the buffer estimates its drain rate, a short fixed back-off: a full queue
-  // usually drains in seconds once the target takes traffic again.
-  return 1;
+  uint64_t reclaim_at = log_.NextReclaimSeq();
+  uint64_t low = drain_.low_water();
+  return drain_.RetryAfterSeconds(reclaim_at > low ? reclaim_at - low : 0);
 }
 
 }  // namespace sluice::proxy

@@ -9,6 +9,7 @@
 #include "common/uuid.h"
 #include "config/config.h"
 #include "metrics/metrics.h"
+#include "proxy/drain_estimate.h"
 #include "proxy/http_server.h"
 
 namespace sluice::proxy {
@@ -24,7 +25,8 @@ class Ingest {
 
   // "config", "log", "metrics" and "clock" must outlive this object.
   Ingest(const config::Config& config, buffer::Log& log, metrics::Metrics& metrics,
-         const common::Clock& clock, OnDurable on_durable, OnFatal on_fatal);
+         const common::Clock& clock, const DrainEstimate& drain, OnDurable on_durable,
+         OnFatal on_fatal);
 
   void Handle(HttpRequest&& request, Responder responder);
   // Counts a request the HTTP server refused before routing (400, 408, 413, 431, 501, 503).
@@ -39,13 +41,15 @@ class Ingest {
               const HeaderList& headers, std::string_view body, bool close = false);
   void Queue(HttpRequest&& request, Responder responder, const config::Route& route,
              common::Duration started);
-  // Seconds a client should wait before retrying a full queue.
+  // Seconds a client should wait before retrying a full queue: until the oldest segment
+  // is drained at the rate the targets have been draining.
   int RetryAfterSeconds() const;
 
   const config::Config& config_;
   buffer::Log& log_;
   metrics::Metrics& metrics_;
   const common::Clock& clock_;
+  const DrainEstimate& drain_;
   OnDurable on_durable_;
   OnFatal on_fatal_;
   common::UuidV7Generator ids_;

@@ -52,7 +52,8 @@ Status Proxy::Start() {
   uv_signal_init(&loop_, &sigterm_);
   uv_signal_init(&loop_, &sigint_);
   uv_timer_init(&loop_, &drain_timer_);
-  sigterm_.data = sigint_.data = drain_timer_.data = this;
+  uv_timer_init(&loop_, &sample_timer_);
+  sigterm_.data = sigint_.data = drain_timer_.data = sample_timer_.data = this;
   uv_signal_start(&sigterm_, OnSignal, SIGTERM);
   uv_signal_start(&sigint_, OnSignal, SIGINT);
   ::signal(SIGPIPE, SIG_IGN);
@@ -94,7 +95,7 @@ Status Proxy::Start() {
   }
 
   ingest_ = std::make_unique<Ingest>(
-      config_, *log_, metrics_, clock_,
+      config_, *log_, metrics_, clock_, drain_estimate_,
       [this](const std::vector<std::string>& targets) {
         for (const auto& t : targets) {
           auto it = dispatchers_.find(t);
@@ -137,6 +138,10 @@ Status Proxy::Start() {
   logging::Info("listening", {{"listener", "admin"}, {"addr", bound}});
 
   for (auto& [name, d] : dispatchers_) d->Pump();
+  SampleDrain();
+  uv_timer_start(
+      &sample_timer_, [](uv_timer_t* t) { static_cast<Proxy*>(t->data)->SampleDrain(); }, 1000,
+      1000);
   logging::Info("ready", {{"version", kVersion}});
   return Status::OK();
 }
@@ -211,6 +216,7 @@ void Proxy::CheckDrained() {
 
 void Proxy::Finish() {
   uv_timer_stop(&drain_timer_);
+  uv_timer_stop(&sample_timer_);
   ingest_server_.reset();
   admin_server_.reset();
   for (auto& [name, d] : dispatchers_) d->Stop();
@@ -229,6 +235,12 @@ void Proxy::Finish() {
       },
       nullptr);
   logging::Info("stopped", {{"exit_code", exit_code_}});
+}
+
+void Proxy::SampleDrain() {
+  uint64_t low = UINT64_MAX;
+  for (auto& [name, d] : dispatchers_) low = std::min(low, d->cursor());
+  if (low != UINT64_MAX) drain_estimate_.Sample(clock_.Now(), low);
 }
 
 void Proxy::RefreshGauges() {

@@ -12,6 +12,7 @@
 #include "metrics/metrics.h"
 #include "proxy/admin.h"
 #include "proxy/dispatcher.h"
+#include "proxy/drain_estimate.h"
 #include "proxy/http_server.h"
 #include "proxy/ingest.h"
 
@@ -39,6 +40,7 @@ class Proxy {
   void Finish();
   void OnLogCompletions();
   void RefreshGauges();
+  void SampleDrain();
 
   static void OnAsync(uv_async_t* handle);
   static void OnSignal(uv_signal_t* handle, int signum);
@@ -50,7 +52,9 @@ class Proxy {
   uv_signal_t sigterm_;
   uv_signal_t sigint_;
   uv_timer_t drain_timer_;
+  uv_timer_t sample_timer_;  // once a second: drain rate and computed gauges
   metrics::Metrics metrics_;
+  DrainEstimate drain_estimate_;
   std::unique_ptr<buffer::Log> log_;
   std::unique_ptr<Ingest> ingest_;
   std::unique_ptr<Admin> admin_;
