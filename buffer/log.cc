@@ -564,7 +564,7 @@ Status Log::PurgeDeadLetters(const std::string& target, std::optional<common::Uu
 }
 
 Status Log::ReplayDeadLetters(const std::string& target, std::optional<common::Uuid> id,
-                              AppendDone done) {
+                              AppendDone done, size_t* queued) {
   std::vector<DeadLetter> letters;
   Status s = dead_->List(target, &letters);
   if (!s.ok()) return s;
@@ -607,6 +607,7 @@ Status Log::ReplayDeadLetters(const std::string& target, std::optional<common::U
       });
     };
     s = Append(std::move(payload), now_ns, on_appended);
+    if (s.ok() && queued != nullptr) ++*queued;
     if (!s.ok()) {
       // Not queued: count it as finished with this error.
       on_appended(s, 0);

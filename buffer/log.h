@@ -95,8 +95,9 @@ class Log {
   // Appends the messages of the letters (one, or all) back into the log addressed to
   // `target` alone, as new records with the same message ids, and removes the letters
   // once those appends are durable. A crash in between leaves both: at least once.
+  // *queued (optional) is how many copies were handed to Append.
   common::Status ReplayDeadLetters(const std::string& target, std::optional<common::Uuid> id,
-                                   AppendDone done);
+                                   AppendDone done, size_t* queued = nullptr);
 
   // Records that `target` has finished every sequence below next_seq. Written to the
   // cursor file lazily (within cursor_sync_interval) and on Close.

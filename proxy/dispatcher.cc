@@ -87,7 +87,8 @@ void Dispatcher::Pump() {
     pump_again_ = false;
     bool waiting_for_token = false;
     common::Duration now = clock_.Now();
-    while (!stopped_ && now >= paused_until_ && limit_.in_flight() < limit_.limit()) {
+    while (!stopped_ && !admin_paused_ && now >= paused_until_ &&
+           limit_.in_flight() < limit_.limit()) {
       FillLookahead();
       bool has_due_retry = !retries_.empty() && retries_.begin()->first <= now;
       bool fifo_blocked = target_.ordering == config::Ordering::kFifo && !retries_.empty();
@@ -282,7 +283,7 @@ void Dispatcher::ScheduleRetry(std::unique_ptr<Delivery> d, common::Duration now
         common::Duration pause = std::min(*delay, target_.retry.max_backoff);
         paused_until_ = std::max(paused_until_, now + pause);
         due = std::max(due, paused_until_);
-        metrics_.paused->Set(1);
+        UpdatePausedGauge();
       }
     }
   }
@@ -366,7 +367,7 @@ void Dispatcher::ArmTimer(common::Duration now, bool waiting_for_token) {
     wake = std::min(wake, paused_until_);
   } else if (paused_until_ != common::Duration(0)) {
     paused_until_ = common::Duration(0);
-    metrics_.paused->Set(0);
+    UpdatePausedGauge();
   }
   if (wake == common::Duration::max()) {
     uv_timer_stop(timer_);
@@ -376,6 +377,32 @@ void Dispatcher::ArmTimer(common::Duration now, bool waiting_for_token) {
   auto ns = std::max<int64_t>(0, (wake - now).count());
   uint64_t ms = static_cast<uint64_t>((ns + 999'999) / 1'000'000);
   uv_timer_start(timer_, OnTimer, ms, 0);
+}
+
+void Dispatcher::Pause() {
+  admin_paused_ = true;
+  UpdatePausedGauge();
+  logging::Info("target paused", {{"target", target_.name}});
+}
+
+void Dispatcher::Resume() {
+  admin_paused_ = false;
+  UpdatePausedGauge();
+  logging::Info("target resumed", {{"target", target_.name}});
+  Pump();
+}
+
+void Dispatcher::UpdatePausedGauge() {
+  bool backoff = paused_until_ > clock_.Now();
+  metrics_.paused->Set(admin_paused_ || backoff ? 1 : 0);
+}
+
+const char* Dispatcher::state() const {
+  if (stopped_) return "stopped";
+  if (admin_paused_) return "paused";
+  if (paused_until_ > clock_.Now()) return "backoff";
+  if (in_flight_.empty() && retries_.empty() && queued_ == 0) return "idle";
+  return "active";
 }
 
 void Dispatcher::OnTimer(uv_timer_t* timer) { static_cast<Dispatcher*>(timer->data)->Pump(); }
@@ -390,6 +417,7 @@ void Dispatcher::RefreshGauges() {
   if (oldest != UINT64_MAX) {
     age = std::max(0.0, Seconds(clock_.UnixNow() - common::Duration(oldest)).count());
   }
+  oldest_age_seconds_ = age;
   metrics_.oldest_message_age_seconds->Set(age);
 }
 

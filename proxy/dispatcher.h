@@ -45,6 +45,15 @@ class Dispatcher {
   void Stop();
   // Refreshes gauges that are computed, not counted (oldest message age).
   void RefreshGauges();
+  // Admin: stop / restart starting deliveries; queued messages stay.
+  void Pause();
+  void Resume();
+  bool paused_by_admin() const { return admin_paused_; }
+  // "active", "idle", "paused" (admin), "backoff" (Retry-After pause), "stopped".
+  const char* state() const;
+  double oldest_age_seconds() const { return oldest_age_seconds_; }
+  const config::Target& target() const { return target_; }
+  uint32_t concurrency_limit() const { return limit_.limit(); }
 
   const std::string& name() const { return target_.name; }
   size_t in_flight() const { return in_flight_.size(); }
@@ -73,6 +82,7 @@ class Dispatcher {
   void Finish(uint64_t seq);
   void UpdateCursor();
   void ArmTimer(common::Duration now, bool waiting_for_token);
+  void UpdatePausedGauge();
   std::string BuildRequest(const Delivery& d) const;
   static void OnTimer(uv_timer_t* timer);
 
@@ -95,6 +105,8 @@ class Dispatcher {
   uint64_t queued_ = 0;
   common::Duration paused_until_{0};
   bool stopped_ = false;
+  bool admin_paused_ = false;
+  double oldest_age_seconds_ = 0;
   bool pumping_ = false;
   bool pump_again_ = false;
 

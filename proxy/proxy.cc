@@ -106,7 +106,8 @@ Status Proxy::Start() {
         logging::Error("storage failure: stopping", {{"error", error.ToString()}});
         BeginShutdown(1, /*drain=*/false);
       });
-  admin_ = std::make_unique<Admin>(*log_, metrics_, [this] { RefreshGauges(); });
+  admin_ = std::make_unique<Admin>(*log_, metrics_, dispatchers_, config_.admin.token,
+                                   [this] { RefreshGauges(); });
 
   HttpServer::Options ingest_options;
   ingest_options.name = "ingest";
