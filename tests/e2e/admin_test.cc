@@ -188,7 +188,10 @@ TEST_F(AdminTest, FullBufferAnswers503AndRecoversWhenDrained) {
   std::optional<HttpMessage> ready = Get(sluice_.admin_port(), "/readyz");
   ASSERT_TRUE(ready);
   if (bytes >= max_bytes) {
-    EXPECT_EQ(ready->status, 503) << "/readyz at max_bytes";
+    std::optional<HttpMessage> verbose = Get(sluice_.admin_port(), "/readyz?verbose");
+    EXPECT_EQ(ready->status, 503) << "/readyz with sluice_buffer_bytes " << bytes
+                                  << " >= " << max_bytes << "; /readyz?verbose: "
+                                  << (verbose ? verbose->body : "no answer");
   }
   RecordProperty("readyz_when_queue_full", ready->status);
   EXPECT_TRUE(WaitForMetric(

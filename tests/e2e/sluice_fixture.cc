@@ -92,11 +92,10 @@ void SluiceE2eTest::TearDown() {
 }
 
 std::string SluiceE2eTest::Config(const std::string& body) const {
-  std::string yaml =
-      "listen: 127.0.0.1:0\n"
-      "admin: {listen: 127.0.0.1:0" +
-      admin_options_ + "}\n" + "buffer: {dir: @BUFFER_DIR@, fsync: batch" + buffer_options_ +
-      "}\n" + body;
+  std::string yaml = "listen: 127.0.0.1:0\n";
+  yaml += "admin: {listen: 127.0.0.1:0" + admin_options_ + "}\n";
+  yaml += "buffer: {dir: @BUFFER_DIR@, fsync: batch" + buffer_options_ + "}\n";
+  yaml += body;
   ReplaceAll(&yaml, "@DOWNSTREAM_PORT@", std::to_string(downstream_.port()));
   ReplaceAll(&yaml, "@BUFFER_DIR@", sluice_.BufferDir());
   return yaml;
