@@ -65,6 +65,7 @@ Status DeadLetterStore::Open(const std::vector<std::string>& targets) {
     }
   }
   for (const auto& target : targets) {
+    if (files_.count(target) > 0) continue;  // re-added by a reload: already open
     std::string path = PathOf(target);
     File file;
     Status s = fs_.Open(path, O_RDWR | O_CREAT, &file.fd);

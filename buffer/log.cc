@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <future>
 
 #include "buffer/message.h"
 #include "buffer/record.h"
@@ -16,7 +17,19 @@ using common::Status;
 
 Log::Log(LogOptions options)
     : options_(std::move(options)),
-      fs_(options_.fs != nullptr ? *options_.fs : FileSystem::Default()) {}
+      fs_(options_.fs != nullptr ? *options_.fs : FileSystem::Default()),
+      max_bytes_(options_.max_bytes),
+      fsync_(options_.fsync),
+      fsync_interval_(options_.fsync_interval),
+      segment_bytes_(options_.segment_bytes) {}
+
+void Log::Reconfigure(uint64_t max_bytes, uint64_t segment_bytes, FsyncPolicy fsync,
+                      common::Duration fsync_interval) {
+  max_bytes_.store(max_bytes, std::memory_order_relaxed);
+  std::lock_guard lock(mu_);
+  tunables_ = Tunables{segment_bytes, fsync, fsync_interval};
+  cv_.notify_one();
+}
 
 Log::~Log() { Close(); }
 
@@ -178,6 +191,41 @@ Status Log::OpenCursors() {
   return fs_.SyncDir(options_.dir + "/cursors");
 }
 
+Status Log::AddTarget(const std::string& target, uint64_t* cursor) {
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_ || !writer_.joinable()) return Status::Busy("log is closing");
+  }
+  std::promise<Status> added;
+  RunOnWriter([&] {
+    if (cursors_.count(target) > 0) {
+      *cursor = cursors_[target].file->stored();
+      added.set_value(Status::OK());
+      return;
+    }
+    TargetCursor entry;
+    entry.file = std::make_unique<CursorFile>(fs_);
+    uint64_t seq = 0;
+    Status s = entry.file->Open(options_.dir + "/cursors/" + target + ".cur", readable_end(), &seq);
+    if (s.ok()) s = fs_.SyncDir(options_.dir + "/cursors");
+    if (s.ok()) s = dead_->Open({target});
+    if (s.ok()) {
+      entry.requested = std::max(seq, first_seq());
+      *cursor = entry.requested;
+      cursors_.emplace(target, std::move(entry));
+    }
+    added.set_value(s);
+  });
+  return added.get_future().get();
+}
+
+void Log::RemoveTarget(const std::string& target) {
+  RunOnWriter([this, target] {
+    SyncCursorsAndReclaim();  // its last position first
+    cursors_.erase(target);
+  });
+}
+
 uint64_t Log::LoadedCursor(const std::string& target) const {
   auto it = cursors_.find(target);
   return it == cursors_.end() ? first_seq() : it->second.file->stored();
@@ -188,7 +236,8 @@ Status Log::Append(std::string payload, uint64_t ingest_unix_ns, AppendDone done
   if (!fatal_.ok()) return fatal_;
   if (stopping_) return Status::Busy("log is closing");
   uint64_t size = RecordSize(payload.size());
-  if (bytes_.load(std::memory_order_relaxed) + pending_bytes_ + size > options_.max_bytes) {
+  if (bytes_.load(std::memory_order_relaxed) + pending_bytes_ + size >
+      max_bytes_.load(std::memory_order_relaxed)) {
     return Status::Busy("buffer full");
   }
   pending_bytes_ += size;
@@ -284,8 +333,8 @@ void Log::WriterMain() {
       std::unique_lock lock(mu_);
       auto now = clock_.Now();
       auto deadline = last_cursor_sync_ + options_.cursor_sync_interval;
-      if (unsynced_writes_ && options_.fsync == FsyncPolicy::kInterval) {
-        deadline = std::min(deadline, last_data_sync_ + options_.fsync_interval);
+      if (unsynced_writes_ && fsync_ == FsyncPolicy::kInterval) {
+        deadline = std::min(deadline, last_data_sync_ + fsync_interval_);
       }
       auto has_work = [&] { return !pending_.empty() || !dead_pending_.empty() || !jobs_.empty(); };
       if (!has_work() && !stopping_ && deadline > now) {
@@ -294,6 +343,13 @@ void Log::WriterMain() {
       if (!has_work() && stopping_) break;
       letters.swap(dead_pending_);
       jobs.swap(jobs_);
+      if (tunables_) {
+        // Applied between batches: a batch is written under one policy.
+        segment_bytes_ = tunables_->segment_bytes;
+        fsync_ = tunables_->fsync;
+        fsync_interval_ = tunables_->fsync_interval;
+        tunables_.reset();
+      }
       // Take what is queued, up to the batch cap (at least one record).
       size_t bytes = 0;
       while (!pending_.empty() && (batch.empty() || bytes + pending_.front().payload.size() <=
@@ -310,8 +366,8 @@ void Log::WriterMain() {
     for (auto& job : jobs) job();
     jobs.clear();
     auto now = clock_.Now();
-    if (unsynced_writes_ && options_.fsync == FsyncPolicy::kInterval &&
-        now - last_data_sync_ >= options_.fsync_interval) {
+    if (unsynced_writes_ && fsync_ == FsyncPolicy::kInterval &&
+        now - last_data_sync_ >= fsync_interval_) {
       Status s = fs_.Fdatasync(active_fd_, "active segment");
       last_data_sync_ = now;
       unsynced_writes_ = false;
@@ -361,7 +417,7 @@ void Log::WriteBatch(std::vector<Pending>* batch) {
     }
     Status s = fs_.PwriteAll(active_fd_, std::move(iov), run_offset);
     auto sync_start = clock_.Now();
-    if (s.ok() && options_.fsync == FsyncPolicy::kBatch) {
+    if (s.ok() && fsync_ == FsyncPolicy::kBatch) {
       s = fs_.Fdatasync(active_fd_, segments_.back().path);
       if (!s.ok()) {
         // The kernel may have dropped the pages it failed to write: the log's state on
@@ -423,8 +479,7 @@ void Log::PublishCompletions(std::vector<Completion>* done) {
 // crash can never leave an acknowledged record in a file the directory does not list.
 Status Log::RollSegment(size_t first_record_bytes) {
   if (active_fd_ >= 0) SealActive();
-  uint64_t capacity =
-      std::max<uint64_t>(options_.segment_bytes, kSegmentHeaderSize + first_record_bytes);
+  uint64_t capacity = std::max<uint64_t>(segment_bytes_, kSegmentHeaderSize + first_record_bytes);
   std::string path = SegDir() + "/" + SegmentFileName(next_seq_);
   int fd = -1;
   Status s = fs_.Open(path, O_RDWR | O_CREAT | O_EXCL, &fd);
@@ -433,7 +488,7 @@ Status Log::RollSegment(size_t first_record_bytes) {
   EncodeSegmentHeader(next_seq_, header);
   s = fs_.Fallocate(fd, capacity, path);
   if (s.ok()) s = fs_.PwriteAll(fd, {{header, sizeof(header)}}, 0);
-  bool sync = options_.fsync != FsyncPolicy::kNever;
+  bool sync = fsync_ != FsyncPolicy::kNever;
   if (s.ok() && sync) s = fs_.Fdatasync(fd, path);
   if (s.ok() && sync) s = fs_.SyncDir(SegDir());
   if (!s.ok()) {
@@ -459,7 +514,7 @@ Status Log::RollSegment(size_t first_record_bytes) {
 
 // Cuts the fallocated but unused tail so that a sealed segment's size is its content.
 void Log::SealActive() {
-  if (unsynced_writes_ && options_.fsync != FsyncPolicy::kNever) {
+  if (unsynced_writes_ && fsync_ != FsyncPolicy::kNever) {
     Status s = fs_.Fdatasync(active_fd_, segments_.back().path);
     if (!s.ok()) {
       std::lock_guard lock(mu_);
@@ -632,7 +687,7 @@ void Log::WriteDeadLetters(std::vector<PendingDeadLetter>* letters) {
     }
   }
   for (const auto& target : touched) {
-    if (!status.ok() || options_.fsync == FsyncPolicy::kNever) break;
+    if (!status.ok() || fsync_ == FsyncPolicy::kNever) break;
     status = dead_->Sync(target);
     if (!status.ok()) {
       std::lock_guard lock(mu_);

@@ -105,13 +105,25 @@ class Log {
   // The cursor as loaded at Open (the oldest stored record for a new target).
   uint64_t LoadedCursor(const std::string& target) const;
 
+  // A target added by a reload: opens (or creates) its cursor file and dead-letter file
+  // on the writer thread and waits for that. A target seen before resumes from its
+  // cursor file; a new one starts at the end of the log. *cursor is where it starts.
+  common::Status AddTarget(const std::string& target, uint64_t* cursor);
+  // A target removed by a reload: syncs its cursor and stops counting it for reclaim
+  // (its files stay, so re-adding it resumes where it was).
+  void RemoveTarget(const std::string& target);
+
   // Stops taking appends, finishes queued ones, syncs cursors and joins the writer.
   void Close();
 
   uint64_t readable_end() const { return readable_end_.load(std::memory_order_acquire); }
   uint64_t first_seq() const;
   uint64_t bytes() const { return bytes_.load(std::memory_order_relaxed); }
-  uint64_t max_bytes() const { return options_.max_bytes; }
+  uint64_t max_bytes() const { return max_bytes_.load(std::memory_order_relaxed); }
+  // Applies new limits and policy (a config reload): max_bytes at once, the rest from
+  // the writer's next batch (segment_bytes from the next roll).
+  void Reconfigure(uint64_t max_bytes, uint64_t segment_bytes, FsyncPolicy fsync,
+                   common::Duration fsync_interval);
   size_t segment_count() const;
   // Space is freed a whole segment at a time: once every cursor reaches this sequence
   // (the start of the second segment), the oldest segment goes.
@@ -174,6 +186,13 @@ class Log {
 
   const LogOptions options_;
   FileSystem& fs_;
+  std::atomic<uint64_t> max_bytes_;
+  struct Tunables {
+    uint64_t segment_bytes;
+    FsyncPolicy fsync;
+    common::Duration fsync_interval;
+  };
+  std::optional<Tunables> tunables_;  // guarded by mu_: picked up by the writer
   common::SystemClock clock_;
   int lock_fd_ = -1;
 
@@ -191,6 +210,9 @@ class Log {
   std::vector<Segment> segments_;  // sorted by first_seq; the last may be the active one
 
   // Writer-thread state (and Open/Close, before/after the thread runs).
+  FsyncPolicy fsync_;
+  common::Duration fsync_interval_;
+  uint64_t segment_bytes_;
   int active_fd_ = -1;
   uint64_t active_offset_ = 0;
   uint64_t active_capacity_ = 0;

@@ -92,7 +92,8 @@ bool Admin::Authorized(const HttpRequest& request) const {
   // Compare in time independent of where the first difference is.
   if (given.size() != token_.size()) return false;
   unsigned char diff = 0;
-  for (size_t i = 0; i < given.size(); ++i) diff |= static_cast<unsigned char>(given[i] ^ token_[i]);
+  for (size_t i = 0; i < given.size(); ++i)
+    diff |= static_cast<unsigned char>(given[i] ^ token_[i]);
   return diff == 0;
 }
 
@@ -111,8 +112,7 @@ void Admin::Handle(HttpRequest&& request, Responder responder) {
   HandleHealth(request, path, responder);
 }
 
-void Admin::HandleHealth(const HttpRequest& request, std::string_view path,
-                         Responder& responder) {
+void Admin::HandleHealth(const HttpRequest& request, std::string_view path, Responder& responder) {
   bool known = path == "/metrics" || path == "/livez" || path == "/readyz" || path == "/healthz";
   if (!known) {
     responder.Send(404, kText, "not found\n");
@@ -174,8 +174,11 @@ void Admin::HandleApi(const HttpRequest& request, std::string_view path, Respond
       target.Resume();
     }
     JsonWriter json;
-    json.BeginObject().Key("name").String(target.name()).Key("paused").Bool(
-        target.paused_by_admin());
+    json.BeginObject()
+        .Key("name")
+        .String(target.name())
+        .Key("paused")
+        .Bool(target.paused_by_admin());
     json.EndObject();
     responder.Send(200, kJson, json.str());
     return;
@@ -220,8 +223,7 @@ void Admin::ListTargets(Responder& responder) {
   responder.Send(200, kJson, json.str());
 }
 
-void Admin::ListDeadLetters(Dispatcher& target, const HttpRequest& request,
-                            Responder& responder) {
+void Admin::ListDeadLetters(Dispatcher& target, const HttpRequest& request, Responder& responder) {
   size_t limit = 100;
   if (auto v = QueryParam(request.target, "limit")) {
     size_t parsed = 0;

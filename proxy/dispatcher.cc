@@ -212,6 +212,9 @@ std::string Dispatcher::BuildRequest(const Delivery& d) const {
 
 void Dispatcher::OnAttemptDone(uint64_t seq, common::Duration started, ClientResult result) {
   limit_.Release();
+  // A pool retired by a reload goes once nothing runs on it. Safe even from inside that
+  // pool's own callback: its connections are freed only in their close callbacks.
+  std::erase_if(retired_clients_, [](const auto& pool) { return pool->busy_count() == 0; });
   auto it = in_flight_.find(seq);
   if (it == in_flight_.end()) return;
   std::unique_ptr<Delivery> d = std::move(it->second);
@@ -377,6 +380,25 @@ void Dispatcher::ArmTimer(common::Duration now, bool waiting_for_token) {
   auto ns = std::max<int64_t>(0, (wake - now).count());
   uint64_t ms = static_cast<uint64_t>((ns + 999'999) / 1'000'000);
   uv_timer_start(timer_, OnTimer, ms, 0);
+}
+
+void Dispatcher::Reconfigure(const config::Target& target) {
+  bool new_url = target.parsed_url.host != target_.parsed_url.host ||
+                 target.parsed_url.port != target_.parsed_url.port;
+  target_ = target;
+  bucket_.Reconfigure(target.rate, target.burst);
+  limit_.SetLimit(target.concurrency.limit);
+  backoff_ = limiter::Backoff(target.retry.initial_backoff, target.retry.max_backoff,
+                              std::random_device{}());
+  max_retrying_ = std::max<size_t>(64, 4 * size_t{target.concurrency.limit});
+  if (new_url) {
+    retired_clients_.push_back(std::move(client_));
+    client_ = std::make_unique<HttpClientPool>(loop_, target.parsed_url.host,
+                                               target.parsed_url.port, 64 << 10);
+  }
+  metrics_.rate_limit_per_second->Set(target.rate.per_second);
+  metrics_.concurrency_limit->Set(target.concurrency.limit);
+  Pump();
 }
 
 void Dispatcher::Pause() {

@@ -45,6 +45,9 @@ class Dispatcher {
   void Stop();
   // Refreshes gauges that are computed, not counted (oldest message age).
   void RefreshGauges();
+  // A reload changed this target: rate, burst, concurrency, timeout, retry policy and
+  // URL apply to attempts started from now on; in-flight and retrying messages stay.
+  void Reconfigure(const config::Target& target);
   // Admin: stop / restart starting deliveries; queued messages stay.
   void Pause();
   void Resume();
@@ -111,6 +114,8 @@ class Dispatcher {
   bool pump_again_ = false;
 
   uv_timer_t* timer_;  // heap: freed in its close callback, which may outlive us
+  // Pools for a URL changed by a reload, kept until their last attempt ends.
+  std::vector<std::unique_ptr<HttpClientPool>> retired_clients_;
   std::unique_ptr<HttpClientPool> client_;  // last: destroyed first
 };
 

@@ -44,6 +44,8 @@ class HttpClientPool {
   // Closes idle connections; busy ones close when their request ends.
   void CloseIdle();
   size_t idle_count() const { return idle_.size(); }
+  // Connections with a request in progress.
+  size_t busy_count() const { return all_.size() - idle_.size(); }
 
  private:
   friend class ClientConnection;

@@ -64,6 +64,13 @@ class HttpServer {
 
   // Binds and listens; *bound is "host:port" with the real port (listen port 0 picks one).
   common::Status Listen(std::string* bound);
+  // A reload: limits apply to connections accepted from now on; timeouts at once.
+  void SetLimits(RequestParser::Limits limits, uint32_t max_connections,
+                 common::Duration read_timeout) {
+    options_.limits = limits;
+    options_.max_connections = max_connections;
+    options_.read_timeout = read_timeout;
+  }
   // Closes the listener; open connections stay until they finish or are closed.
   void StopAccepting();
   // Closes every connection that has no unanswered request.

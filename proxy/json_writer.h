@@ -10,10 +10,28 @@ namespace sluice::proxy {
 // flat, and a writer keeps commas and escaping in one place.
 class JsonWriter {
  public:
-  JsonWriter& BeginObject() { Separate(); out_.push_back('{'); first_ = true; return *this; }
-  JsonWriter& EndObject() { out_.push_back('}'); first_ = false; return *this; }
-  JsonWriter& BeginArray() { Separate(); out_.push_back('['); first_ = true; return *this; }
-  JsonWriter& EndArray() { out_.push_back(']'); first_ = false; return *this; }
+  JsonWriter& BeginObject() {
+    Separate();
+    out_.push_back('{');
+    first_ = true;
+    return *this;
+  }
+  JsonWriter& EndObject() {
+    out_.push_back('}');
+    first_ = false;
+    return *this;
+  }
+  JsonWriter& BeginArray() {
+    Separate();
+    out_.push_back('[');
+    first_ = true;
+    return *this;
+  }
+  JsonWriter& EndArray() {
+    out_.push_back(']');
+    first_ = false;
+    return *this;
+  }
   JsonWriter& Key(std::string_view key);
   JsonWriter& String(std::string_view value);
   JsonWriter& Number(double value);  // non-finite values are written as null

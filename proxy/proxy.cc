@@ -51,6 +51,10 @@ Status Proxy::Start() {
   log_async_.data = this;
   uv_signal_init(&loop_, &sigterm_);
   uv_signal_init(&loop_, &sigint_);
+  uv_signal_init(&loop_, &sighup_);
+  sighup_.data = this;
+  uv_signal_start(
+      &sighup_, [](uv_signal_t* h, int) { static_cast<Proxy*>(h->data)->Reload(); }, SIGHUP);
   uv_timer_init(&loop_, &drain_timer_);
   uv_timer_init(&loop_, &sample_timer_);
   sigterm_.data = sigint_.data = drain_timer_.data = sample_timer_.data = this;
@@ -218,9 +222,11 @@ void Proxy::CheckDrained() {
 void Proxy::Finish() {
   uv_timer_stop(&drain_timer_);
   uv_timer_stop(&sample_timer_);
+  uv_signal_stop(&sighup_);
   ingest_server_.reset();
   admin_server_.reset();
   for (auto& [name, d] : dispatchers_) d->Stop();
+  for (auto& d : retiring_) d->Stop();
   if (log_) {
     // Finishes queued appends and dead letters, runs their callbacks (the dispatchers
     // are still alive for them), then syncs cursors.
@@ -229,6 +235,7 @@ void Proxy::Finish() {
     if (!fatal.ok()) exit_code_ = 1;
   }
   dispatchers_.clear();
+  retiring_.clear();
   uv_walk(
       &loop_,
       [](uv_handle_t* h, void*) {
@@ -239,6 +246,7 @@ void Proxy::Finish() {
 }
 
 void Proxy::SampleDrain() {
+  std::erase_if(retiring_, [](const auto& d) { return d->in_flight() == 0; });
   uint64_t low = UINT64_MAX;
   for (auto& [name, d] : dispatchers_) low = std::min(low, d->cursor());
   if (low != UINT64_MAX) drain_estimate_.Sample(clock_.Now(), low);
@@ -248,6 +256,84 @@ void Proxy::RefreshGauges() {
   for (auto& [name, d] : dispatchers_) d->RefreshGauges();
   metrics_.buffer_bytes().Set(static_cast<double>(log_->bytes()));
   metrics_.buffer_segments().Set(static_cast<double>(log_->segment_count()));
+}
+
+}  // namespace sluice::proxy
+
+namespace sluice::proxy {
+
+void Proxy::Reload() {
+  if (shutting_down_) return;
+  config::LoadResult loaded = config::LoadFile(config_.file);
+  if (!loaded.ok()) {
+    for (const auto& error : loaded.errors) {
+      logging::Error("config reload failed: keeping the running configuration", {{"error", error}});
+    }
+    metrics_.config_last_reload_successful().Set(0);
+    return;
+  }
+  config::Config& next = *loaded.config;
+  auto needs_restart = [&](const char* key, bool changed) {
+    if (changed) logging::Warn("config change needs a restart; not applied", {{"key", key}});
+  };
+  needs_restart("listen", !(next.listen == config_.listen));
+  needs_restart("admin.listen", !(next.admin.listen == config_.admin.listen));
+  needs_restart("buffer.dir", next.buffer.dir != config_.buffer.dir);
+  needs_restart("buffer.kind", next.buffer.kind != config_.buffer.kind);
+  next.listen = config_.listen;
+  next.admin.listen = config_.admin.listen;
+  next.buffer.dir = config_.buffer.dir;
+  next.buffer.kind = config_.buffer.kind;
+
+  ApplyTargets(next);
+  log_->Reconfigure(next.buffer.max_bytes, next.buffer.segment_bytes, ToPolicy(next.buffer.fsync),
+                    next.buffer.fsync_interval);
+  metrics_.buffer_max_bytes().Set(static_cast<double>(next.buffer.max_bytes));
+  RequestParser::Limits limits;
+  limits.max_header_bytes = next.limits.max_header_bytes;
+  limits.max_body_bytes = next.limits.max_body_bytes;
+  ingest_server_->SetLimits(limits, next.limits.max_connections, next.limits.read_timeout);
+  // Ingest (routes) and Admin (token) read config_ on every request.
+  config_ = std::move(next);
+  metrics_.config_last_reload_successful().Set(1);
+  logging::Info("config reloaded", {{"file", config_.file},
+                                    {"targets", uint64_t{config_.targets.size()}},
+                                    {"routes", uint64_t{config_.routes.size()}}});
+}
+
+// Added targets get a cursor and a dispatcher; removed ones stop starting deliveries
+// and retire once their in-flight attempts end (their queue stays on disk); changed ones
+// are reconfigured in place, keeping in-flight and retrying messages.
+void Proxy::ApplyTargets(const config::Config& next) {
+  for (auto it = dispatchers_.begin(); it != dispatchers_.end();) {
+    if (next.FindTarget(it->first) != nullptr) {
+      ++it;
+      continue;
+    }
+    logging::Info("target removed", {{"target", it->first}});
+    it->second->Stop();
+    log_->RemoveTarget(it->first);
+    retiring_.push_back(std::move(it->second));
+    it = dispatchers_.erase(it);
+  }
+  for (const auto& t : next.targets) {
+    auto it = dispatchers_.find(t.name);
+    if (it != dispatchers_.end()) {
+      it->second->Reconfigure(t);
+      continue;
+    }
+    uint64_t cursor = 0;
+    Status s = log_->AddTarget(t.name, &cursor);
+    if (!s.ok()) {
+      logging::Error("cannot add target", {{"target", t.name}, {"error", s.ToString()}});
+      continue;
+    }
+    // Messages stored before this reload were not addressed to it: nothing is queued.
+    auto d = std::make_unique<Dispatcher>(&loop_, t, *log_, metrics_, clock_, cursor, 0);
+    logging::Info("target added", {{"target", t.name}, {"url", t.url}, {"cursor", cursor}});
+    d->Pump();
+    dispatchers_[t.name] = std::move(d);
+  }
 }
 
 }  // namespace sluice::proxy

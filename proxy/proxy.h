@@ -41,6 +41,10 @@ class Proxy {
   void OnLogCompletions();
   void RefreshGauges();
   void SampleDrain();
+  // SIGHUP: load the file again and apply what changed; on any error keep running on
+  // the old configuration.
+  void Reload();
+  void ApplyTargets(const config::Config& next);
 
   static void OnAsync(uv_async_t* handle);
   static void OnSignal(uv_signal_t* handle, int signum);
@@ -51,6 +55,7 @@ class Proxy {
   uv_async_t log_async_;
   uv_signal_t sigterm_;
   uv_signal_t sigint_;
+  uv_signal_t sighup_;
   uv_timer_t drain_timer_;
   uv_timer_t sample_timer_;  // once a second: drain rate and computed gauges
   metrics::Metrics metrics_;
@@ -61,6 +66,8 @@ class Proxy {
   std::unique_ptr<HttpServer> ingest_server_;
   std::unique_ptr<HttpServer> admin_server_;
   std::map<std::string, std::unique_ptr<Dispatcher>> dispatchers_;
+  // Targets removed by a reload, finishing their in-flight attempts.
+  std::vector<std::unique_ptr<Dispatcher>> retiring_;
   bool shutting_down_ = false;
   int exit_code_ = 0;
   common::Duration drain_deadline_{0};
