@@ -384,10 +384,12 @@ void Log::WriterMain() {
 
 // Writes `batch` in order, in runs that fit the active segment, rolling as needed.
 void Log::WriteBatch(std::vector<Pending>* batch) {
+  Status fatal;
   {
     std::lock_guard lock(mu_);
-    if (!fatal_.ok()) return Fail(batch, 0, fatal_);
+    fatal = fatal_;
   }
+  if (!fatal.ok()) return Fail(batch, 0, fatal);  // Fail takes mu_ itself
   std::vector<char> headers(batch->size() * kRecordHeaderSize);
   static const char kPadding[8] = {};
   size_t i = 0;
