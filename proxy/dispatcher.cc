@@ -49,7 +49,7 @@ Dispatcher::Dispatcher(uv_loop_t* loop, const config::Target& target, buffer::Lo
       backoff_(target.retry.initial_backoff, target.retry.max_backoff, std::random_device{}()),
       max_retrying_(std::max<size_t>(64, 4 * size_t{target.concurrency.limit})),
       cursor_(start_seq),
-      queued_(queued),
+      queued_(static_cast<int64_t>(queued)),
       timer_(new uv_timer_t),
       client_(std::make_unique<HttpClientPool>(loop, target.parsed_url.host, target.parsed_url.port,
                                                64 << 10)) {
@@ -68,8 +68,8 @@ Dispatcher::~Dispatcher() {
 }
 
 void Dispatcher::OnQueued(uint64_t n) {
-  queued_ += n;
-  metrics_.queue_messages->Set(static_cast<double>(queued_));
+  queued_ += static_cast<int64_t>(n);
+  metrics_.queue_messages->Set(static_cast<double>(queued()));
 }
 
 void Dispatcher::Stop() {
@@ -342,8 +342,8 @@ void Dispatcher::DeadLetter(std::unique_ptr<Delivery> d, const char* reason) {
 
 void Dispatcher::Finish(uint64_t seq) {
   unfinished_.erase(seq);
-  if (queued_ > 0) --queued_;
-  metrics_.queue_messages->Set(static_cast<double>(queued_));
+  --queued_;
+  metrics_.queue_messages->Set(static_cast<double>(queued()));
   UpdateCursor();
 }
 

@@ -61,7 +61,7 @@ class Dispatcher {
   const std::string& name() const { return target_.name; }
   size_t in_flight() const { return in_flight_.size(); }
   size_t retrying() const { return retries_.size(); }
-  uint64_t queued() const { return queued_; }
+  uint64_t queued() const { return queued_ > 0 ? static_cast<uint64_t>(queued_) : 0; }
   // The lowest sequence this target has not finished.
   uint64_t cursor() const { return cursor_; }
 
@@ -105,7 +105,9 @@ class Dispatcher {
   std::multimap<common::Duration, std::unique_ptr<Delivery>> retries_;  // by due time
   std::set<uint64_t> unfinished_;  // read, not yet delivered or dead-lettered
   uint64_t cursor_ = 0;
-  uint64_t queued_ = 0;
+  // Signed: a message can be delivered before the ingest callback that counts it runs
+  // (records are readable once durable; the 202 callbacks run a little later).
+  int64_t queued_ = 0;
   common::Duration paused_until_{0};
   bool stopped_ = false;
   bool admin_paused_ = false;

@@ -5,6 +5,7 @@
 #include "buffer/log_reader.h"
 #include "buffer/message.h"
 #include "proxy/logging.h"
+#include "proxy/systemd_notify.h"
 #include "proxy/version.h"
 
 namespace sluice::proxy {
@@ -148,6 +149,7 @@ Status Proxy::Start() {
       &sample_timer_, [](uv_timer_t* t) { static_cast<Proxy*>(t->data)->SampleDrain(); }, 1000,
       1000);
   logging::Info("ready", {{"version", kVersion}});
+  NotifySystemd("READY=1\nSTATUS=accepting and delivering");
   return Status::OK();
 }
 
@@ -198,6 +200,7 @@ void Proxy::BeginShutdown(int exit_code, bool drain) {
   exit_code_ = std::max(exit_code_, exit_code);
   if (shutting_down_ && drain) return;
   shutting_down_ = true;
+  NotifySystemd("STOPPING=1\nSTATUS=draining");
   if (admin_) admin_->SetShuttingDown();
   if (ingest_) ingest_->SetShuttingDown();
   if (ingest_server_) {
@@ -296,6 +299,7 @@ void Proxy::Reload() {
   // Ingest (routes) and Admin (token) read config_ on every request.
   config_ = std::move(next);
   metrics_.config_last_reload_successful().Set(1);
+  NotifySystemd("STATUS=configuration reloaded");
   logging::Info("config reloaded", {{"file", config_.file},
                                     {"targets", uint64_t{config_.targets.size()}},
                                     {"routes", uint64_t{config_.routes.size()}}});
