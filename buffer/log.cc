@@ -53,6 +53,12 @@ Status Log::Open(LogOptions options, std::unique_ptr<Log>* out, RecoveryReport* 
     if (report != nullptr) report->removed_segments += before - log->segments_.size();
   }
   if (s.ok()) {
+    // Keys files roll every 10 minutes, so expired ones go within 10 minutes of expiry.
+    log->keys_ =
+        std::make_unique<IdempotencyFiles>(log->fs_, dir + "/idempotency", 600ull * 1'000'000'000);
+    s = log->keys_->Open(static_cast<uint64_t>(log->clock_.UnixNow().count()), &log->loaded_keys_);
+  }
+  if (s.ok()) {
     log->dead_ = std::make_unique<DeadLetterStore>(log->fs_, dir + "/dead");
     s = log->dead_->Open(log->options_.targets);
   }
@@ -328,6 +334,7 @@ void Log::WriterMain() {
   std::vector<Pending> batch;
   std::vector<PendingDeadLetter> letters;
   std::vector<std::function<void()>> jobs;
+  std::vector<PendingKey> keys;
   for (;;) {
     {
       std::unique_lock lock(mu_);
@@ -336,13 +343,17 @@ void Log::WriterMain() {
       if (unsynced_writes_ && fsync_ == FsyncPolicy::kInterval) {
         deadline = std::min(deadline, last_data_sync_ + fsync_interval_);
       }
-      auto has_work = [&] { return !pending_.empty() || !dead_pending_.empty() || !jobs_.empty(); };
+      auto has_work = [&] {
+        return !pending_.empty() || !dead_pending_.empty() || !jobs_.empty() ||
+               !keys_pending_.empty();
+      };
       if (!has_work() && !stopping_ && deadline > now) {
         cv_.wait_for(lock, deadline - now, [&] { return has_work() || stopping_; });
       }
       if (!has_work() && stopping_) break;
       letters.swap(dead_pending_);
       jobs.swap(jobs_);
+      keys.swap(keys_pending_);
       if (tunables_) {
         // Applied between batches: a batch is written under one policy.
         segment_bytes_ = tunables_->segment_bytes;
@@ -359,6 +370,10 @@ void Log::WriterMain() {
         pending_.pop_front();
       }
     }
+    // Keys before records: a 202 waits for both; a key whose record then fails is
+    // dropped by the ingest (it answers the failure and forgets the key).
+    if (!keys.empty()) WriteIdempotencyKeys(&keys);
+    keys.clear();
     if (!batch.empty()) WriteBatch(&batch);
     batch.clear();
     if (!letters.empty()) WriteDeadLetters(&letters);
@@ -380,6 +395,7 @@ void Log::WriterMain() {
   }
   SyncCursorsAndReclaim();
   dead_->CloseAll();
+  keys_->Close();
 }
 
 // Writes `batch` in order, in runs that fit the active segment, rolling as needed.
@@ -535,6 +551,9 @@ void Log::SealActive() {
 // after the cursors that make it unnecessary are durable.
 void Log::SyncCursorsAndReclaim() {
   last_cursor_sync_ = clock_.Now();
+  if (keys_ != nullptr) {
+    (void)keys_->DropExpired(static_cast<uint64_t>(clock_.UnixNow().count()));
+  }
   std::map<std::string, uint64_t> requests;
   {
     std::lock_guard lock(mu_);
@@ -592,6 +611,37 @@ uint64_t Log::DeadLetterCount(const std::string& target) const { return dead_->C
 
 Status Log::ListDeadLetters(const std::string& target, std::vector<DeadLetter>* out) const {
   return dead_->List(target, out);
+}
+
+Status Log::AppendIdempotencyKey(IdempotencyEntry entry, AppendDone done) {
+  std::lock_guard lock(mu_);
+  if (!fatal_.ok()) return fatal_;
+  if (stopping_) return Status::Busy("log is closing");
+  keys_pending_.push_back(PendingKey{std::move(entry), std::move(done)});
+  cv_.notify_one();
+  return Status::OK();
+}
+
+void Log::WriteIdempotencyKeys(std::vector<PendingKey>* keys) {
+  Status status;
+  {
+    std::lock_guard lock(mu_);
+    status = fatal_;
+  }
+  uint64_t now = static_cast<uint64_t>(clock_.UnixNow().count());
+  if (status.ok()) {
+    std::vector<IdempotencyEntry> entries;
+    entries.reserve(keys->size());
+    for (const auto& k : *keys) entries.push_back(k.entry);
+    status = keys_->Append(entries, now, fsync_ != FsyncPolicy::kNever);
+    if (!status.ok() && !status.IsNoSpace()) {
+      std::lock_guard lock(mu_);
+      fatal_ = status;
+    }
+  }
+  std::vector<Completion> done;
+  for (auto& k : *keys) done.push_back(Completion{std::move(k.done), status, 0});
+  PublishCompletions(&done);
 }
 
 void Log::RunOnWriter(std::function<void()> job) {

@@ -16,6 +16,7 @@
 #include "buffer/dead_letter.h"
 #include "buffer/dead_letter_store.h"
 #include "buffer/file_system.h"
+#include "buffer/idempotency.h"
 #include "common/clock.h"
 #include "common/status.h"
 
@@ -105,6 +106,12 @@ class Log {
   // The cursor as loaded at Open (the oldest stored record for a new target).
   uint64_t LoadedCursor(const std::string& target) const;
 
+  // Queues an Idempotency-Key entry for idempotency/; `done` runs from RunCompletions
+  // once it is durable (group-committed like records).
+  common::Status AppendIdempotencyKey(IdempotencyEntry entry, AppendDone done);
+  // The unexpired keys found at Open, oldest first (moved out: call once).
+  std::vector<IdempotencyEntry> TakeLoadedIdempotencyKeys() { return std::move(loaded_keys_); }
+
   // A target added by a reload: opens (or creates) its cursor file and dead-letter file
   // on the writer thread and waits for that. A target seen before resumes from its
   // cursor file; a new one starts at the end of the log. *cursor is where it starts.
@@ -164,6 +171,11 @@ class Log {
     std::unique_ptr<CursorFile> file;
     uint64_t requested = 0;
   };
+  struct PendingKey {
+    IdempotencyEntry entry;
+    AppendDone done;
+  };
+  void WriteIdempotencyKeys(std::vector<PendingKey>* keys);
   struct PendingDeadLetter {
     DeadLetter letter;
     AppendDone done;
@@ -204,6 +216,9 @@ class Log {
   std::map<std::string, uint64_t> cursor_requests_;
   std::vector<PendingDeadLetter> dead_pending_;
   std::vector<std::function<void()>> jobs_;
+  std::vector<PendingKey> keys_pending_;
+  std::unique_ptr<IdempotencyFiles> keys_;  // writer thread (and Open/Close)
+  std::vector<IdempotencyEntry> loaded_keys_;
   std::unique_ptr<DeadLetterStore> dead_;
   bool stopping_ = false;
   common::Status fatal_;

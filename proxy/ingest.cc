@@ -1,5 +1,8 @@
 #include "proxy/ingest.h"
 
+#include <memory>
+#include <optional>
+
 #include "buffer/message.h"
 #include "proxy/logging.h"
 
@@ -79,10 +82,93 @@ void Ingest::Handle(HttpRequest&& request, Responder responder) {
   Queue(std::move(request), std::move(responder), *route, started);
 }
 
+namespace {
+
+// FNV-1a over what makes two requests "the same" for an Idempotency-Key: method,
+// request-target and body (the draft's request fingerprint).
+uint64_t Fingerprint(std::string_view method, std::string_view target, std::string_view body) {
+  uint64_t h = 0xcbf29ce484222325ull;
+  auto mix = [&h](std::string_view part) {
+    for (unsigned char c : part) {
+      h ^= c;
+      h *= 0x100000001b3ull;
+    }
+    h ^= 0xff;  // separator: ("ab","c") and ("a","bc") differ
+    h *= 0x100000001b3ull;
+  };
+  mix(method);
+  mix(target);
+  mix(body);
+  return h;
+}
+
+std::string AcceptedBody(const std::string& id, const std::vector<std::string>& targets) {
+  std::string answer = "{\"id\":\"" + id + "\",\"targets\":[";
+  for (size_t i = 0; i < targets.size(); ++i) {
+    answer.append(i ? ",\"" : "\"").append(targets[i]).append("\"");
+  }
+  answer.append("]}");
+  return answer;
+}
+
+constexpr size_t kMaxIdempotencyKeyBytes = 255;
+
+}  // namespace
+
+// An accepted request waits for its record and, with an Idempotency-Key, for the key's
+// entry: the 202 goes out when both are durable.
+struct Ingest::PendingAnswer {
+  Responder responder;
+  std::string route;
+  std::vector<std::string> targets;
+  std::string id;
+  std::optional<std::string> scoped_key;
+  common::Duration started;
+  size_t body_bytes = 0;
+  int outstanding = 0;
+  common::Status record_status;
+  common::Status key_status;
+};
+
 void Ingest::Queue(HttpRequest&& request, Responder responder, const config::Route& route,
                    common::Duration started) {
-  buffer::Message message;
   common::Duration unix_now = clock_.UnixNow();
+  uint64_t now_ns = static_cast<uint64_t>(unix_now.count());
+  const HeaderList kJson = {{"Content-Type", "application/json"}};
+
+  std::optional<std::string> scoped_key;
+  uint64_t fingerprint = 0;
+  if (config_.idempotency_window.count() > 0) {
+    if (const std::string* key = FindHeader(request.headers, "Idempotency-Key")) {
+      if (key->empty() || key->size() > kMaxIdempotencyKeyBytes) {
+        metrics_.IngestRejected("bad_request").Increment();
+        Answer(responder, route.name, started, 400, kJson, JsonError("bad_idempotency_key"));
+        return;
+      }
+      scoped_key = route.name + "\n" + *key;
+      fingerprint = Fingerprint(request.method, request.target, request.body);
+      if (const auto* seen = idempotency_.Find(*scoped_key, now_ns)) {
+        if (seen->entry.fingerprint != fingerprint) {
+          Answer(responder, route.name, started, 422, kJson, JsonError("idempotency_key_reused"));
+        } else if (seen->pending) {
+          // The first request with this key is still being stored (draft: 409).
+          Answer(responder, route.name, started, 409,
+                 {{"Retry-After", "1"}, {"Content-Type", "application/json"}},
+                 JsonError("idempotency_key_in_progress"));
+        } else {
+          std::string id = seen->entry.id.ToString();
+          Answer(responder, route.name, started, 202,
+                 {{"Sluice-Message-Id", id},
+                  {"Sluice-Duplicate", "true"},
+                  {"Content-Type", "application/json"}},
+                 AcceptedBody(id, route.queue));
+        }
+        return;
+      }
+    }
+  }
+
+  buffer::Message message;
   message.id = ids_.Next(static_cast<uint64_t>(
       std::chrono::duration_cast<std::chrono::milliseconds>(unix_now).count()));
   message.method = std::move(request.method);
@@ -92,53 +178,91 @@ void Ingest::Queue(HttpRequest&& request, Responder responder, const config::Rou
   message.targets = route.queue;
   message.headers = std::move(request.headers);
   message.body = std::move(request.body);
-  size_t body_bytes = message.body.size();
 
-  std::string id = message.id.ToString();
-  std::string answer = "{\"id\":\"" + id + "\",\"targets\":[";
-  for (size_t i = 0; i < route.queue.size(); ++i) {
-    answer.append(i ? ",\"" : "\"").append(route.queue[i]).append("\"");
-  }
-  answer.append("]}");
+  auto pending = std::make_shared<PendingAnswer>(PendingAnswer{
+      responder, route.name, route.queue, message.id.ToString(), scoped_key, started,
+      message.body.size(), scoped_key ? 2 : 1, common::Status::OK(), common::Status::OK()});
 
-  auto done = [this, responder, route_name = route.name, targets = route.queue, id,
-               answer = std::move(answer), started,
-               body_bytes](const common::Status& s, uint64_t) mutable {
-    --pending_;
-    if (s.ok()) {
-      metrics_.received_bytes().Increment(static_cast<double>(body_bytes));
-      Answer(responder, route_name, started, 202,
-             {{"Sluice-Message-Id", id}, {"Content-Type", "application/json"}}, answer);
-      on_durable_(targets);
-    } else if (s.IsNoSpace()) {
+  common::Status s = log_.Append(buffer::EncodeMessage(message), now_ns,
+                                 [this, pending](const common::Status& st, uint64_t) {
+                                   pending->record_status = st;
+                                   Settle(pending);
+                                 });
+  if (!s.ok()) {
+    if (s.code() == common::Status::Code::kBusy) {
       metrics_.IngestRejected("queue_full").Increment();
-      Answer(responder, route_name, started, 503,
+      Answer(responder, route.name, started, 503,
              {{"Retry-After", std::to_string(RetryAfterSeconds())},
               {"Content-Type", "application/json"}},
              JsonError("queue_full"));
-    } else {
-      Answer(responder, route_name, started, 500, {{"Content-Type", "application/json"}},
-             JsonError("storage_failure"), /*close=*/true);
-      on_fatal_(s);
+      return;
     }
-  };
-  common::Status s = log_.Append(buffer::EncodeMessage(message),
-                                 static_cast<uint64_t>(unix_now.count()), std::move(done));
-  if (s.ok()) {
-    ++pending_;
+    Answer(responder, route.name, started, 500, kJson, JsonError("storage_failure"),
+           /*close=*/true);
+    on_fatal_(s);
     return;
   }
-  if (s.code() == common::Status::Code::kBusy) {
+  ++pending_;
+  if (!scoped_key) return;
+
+  buffer::IdempotencyEntry entry;
+  entry.scoped_key = *scoped_key;
+  entry.id = message.id;
+  entry.fingerprint = fingerprint;
+  entry.expires_unix_ns = now_ns + static_cast<uint64_t>(config_.idempotency_window.count());
+  idempotency_.Insert(entry, /*pending=*/true);
+  s = log_.AppendIdempotencyKey(std::move(entry),
+                                [this, pending](const common::Status& st, uint64_t) {
+                                  pending->key_status = st;
+                                  Settle(pending);
+                                });
+  if (!s.ok()) {
+    pending->key_status = s;
+    Settle(pending);
+  }
+}
+
+void Ingest::Settle(const std::shared_ptr<PendingAnswer>& p) {
+  if (--p->outstanding > 0) return;
+  --pending_;
+  const common::Status& s = p->record_status;
+  if (p->scoped_key) {
+    if (s.ok()) {
+      // Remembered even when the key's own write failed for space: it still dedupes
+      // until a restart, and the message is stored either way.
+      idempotency_.MarkDone(*p->scoped_key);
+    } else {
+      idempotency_.Erase(*p->scoped_key);
+    }
+  }
+  if (s.ok()) {
+    if (!p->key_status.ok() && !p->key_status.IsNoSpace()) {
+      on_fatal_(p->key_status);  // the record is durable: answer 202, then stop
+    }
+    metrics_.received_bytes().Increment(static_cast<double>(p->body_bytes));
+    Answer(p->responder, p->route, p->started, 202,
+           {{"Sluice-Message-Id", p->id}, {"Content-Type", "application/json"}},
+           AcceptedBody(p->id, p->targets));
+    on_durable_(p->targets);
+  } else if (s.IsNoSpace()) {
     metrics_.IngestRejected("queue_full").Increment();
-    Answer(responder, route.name, started, 503,
+    Answer(p->responder, p->route, p->started, 503,
            {{"Retry-After", std::to_string(RetryAfterSeconds())},
             {"Content-Type", "application/json"}},
            JsonError("queue_full"));
-    return;
+  } else {
+    Answer(p->responder, p->route, p->started, 500, {{"Content-Type", "application/json"}},
+           JsonError("storage_failure"), /*close=*/true);
+    on_fatal_(s);
   }
-  Answer(responder, route.name, started, 500, {{"Content-Type", "application/json"}},
-         JsonError("storage_failure"), /*close=*/true);
-  on_fatal_(s);
+}
+
+void Ingest::LoadIdempotencyKeys(std::vector<buffer::IdempotencyEntry> entries) {
+  for (auto& e : entries) idempotency_.Insert(std::move(e), /*pending=*/false);
+}
+
+void Ingest::ExpireIdempotencyKeys() {
+  idempotency_.Expire(static_cast<uint64_t>(clock_.UnixNow().count()));
 }
 
 int Ingest::RetryAfterSeconds() const {

@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "buffer/idempotency.h"
 #include "buffer/log.h"
 #include "common/clock.h"
 #include "common/uuid.h"
@@ -35,12 +36,18 @@ class Ingest {
   void SetShuttingDown() { shutting_down_ = true; }
   // Appends still waiting for the disk.
   size_t pending() const { return pending_; }
+  // Idempotency-Keys remembered from before a restart.
+  void LoadIdempotencyKeys(std::vector<buffer::IdempotencyEntry> entries);
+  // Forgets keys past idempotency.window (call periodically).
+  void ExpireIdempotencyKeys();
 
  private:
   void Answer(Responder& responder, const std::string& route, common::Duration started, int status,
               const HeaderList& headers, std::string_view body, bool close = false);
+  struct PendingAnswer;
   void Queue(HttpRequest&& request, Responder responder, const config::Route& route,
              common::Duration started);
+  void Settle(const std::shared_ptr<PendingAnswer>& pending);
   // Seconds a client should wait before retrying a full queue: until the oldest segment
   // is drained at the rate the targets have been draining.
   int RetryAfterSeconds() const;
@@ -53,6 +60,8 @@ class Ingest {
   OnDurable on_durable_;
   OnFatal on_fatal_;
   common::UuidV7Generator ids_;
+  // A million keys cost ~150 MB at most; past that the oldest are forgotten first.
+  buffer::IdempotencyIndex idempotency_{1'000'000};
   bool shutting_down_ = false;
   size_t pending_ = 0;
 };

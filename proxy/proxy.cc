@@ -111,6 +111,7 @@ Status Proxy::Start() {
         logging::Error("storage failure: stopping", {{"error", error.ToString()}});
         BeginShutdown(1, /*drain=*/false);
       });
+  ingest_->LoadIdempotencyKeys(log_->TakeLoadedIdempotencyKeys());
   admin_ = std::make_unique<Admin>(*log_, metrics_, dispatchers_, config_.admin.token,
                                    [this] { RefreshGauges(); });
 
@@ -250,6 +251,7 @@ void Proxy::Finish() {
 
 void Proxy::SampleDrain() {
   std::erase_if(retiring_, [](const auto& d) { return d->in_flight() == 0; });
+  if (ingest_) ingest_->ExpireIdempotencyKeys();
   uint64_t low = UINT64_MAX;
   for (auto& [name, d] : dispatchers_) low = std::min(low, d->cursor());
   if (low != UINT64_MAX) drain_estimate_.Sample(clock_.Now(), low);
