@@ -4,6 +4,7 @@
 #include <random>
 
 #include "proxy/logging.h"
+#include "proxy/upstream_request.h"
 
 namespace sluice::proxy {
 namespace {
@@ -11,27 +12,8 @@ namespace {
 using std::chrono::duration_cast;
 using std::chrono::milliseconds;
 using Seconds = std::chrono::duration<double>;
-
-bool IsHopByHop(std::string_view name, const std::vector<std::string_view>& connection_tokens) {
-  static constexpr std::string_view kHopByHop[] = {
-      "Connection",        "Keep-Alive",        "Proxy-Connection", "TE",
-      "Trailer",           "Transfer-Encoding", "Upgrade",          "Proxy-Authorization",
-      "Proxy-Authenticate"};
-  for (auto h : kHopByHop) {
-    if (EqualsIgnoreCase(name, h)) return true;
-  }
-  for (auto t : connection_tokens) {
-    if (EqualsIgnoreCase(name, t)) return true;
-  }
-  return false;
-}
-
-// Headers sluice sets itself; a client's copies are dropped, not forwarded twice.
-bool IsOwnHeader(std::string_view name) {
-  return EqualsIgnoreCase(name, "Content-Length") || EqualsIgnoreCase(name, "Sluice-Message-Id") ||
-         EqualsIgnoreCase(name, "Sluice-Attempt") || EqualsIgnoreCase(name, "X-Forwarded-For") ||
-         EqualsIgnoreCase(name, "Via");
-}
+// A pass-through response larger than this is answered 502 rather than held in memory.
+constexpr size_t kMaxForwardResponseBytes = 16 << 20;
 
 }  // namespace
 
@@ -51,6 +33,8 @@ Dispatcher::Dispatcher(uv_loop_t* loop, const config::Target& target, buffer::Lo
       cursor_(start_seq),
       queued_(static_cast<int64_t>(queued)),
       timer_(new uv_timer_t),
+      forward_client_(std::make_unique<HttpClientPool>(
+          loop, target.parsed_url.host, target.parsed_url.port, kMaxForwardResponseBytes)),
       client_(std::make_unique<HttpClientPool>(loop, target.parsed_url.host, target.parsed_url.port,
                                                64 << 10)) {
   uv_timer_init(loop_, timer_);
@@ -75,6 +59,42 @@ void Dispatcher::OnQueued(uint64_t n) {
 void Dispatcher::Stop() {
   stopped_ = true;
   uv_timer_stop(timer_);
+  auto waiting = std::move(forwards_);
+  forwards_.clear();
+  for (auto& w : waiting) {
+    ClientResult refused;
+    refused.error = ClientResult::Error::kRefused;
+    refused.error_detail = "shutting down";
+    w.done(std::move(refused));
+  }
+}
+
+void Dispatcher::Forward(std::string request, bool head, ForwardDone done) {
+  if (stopped_ || forwards_.size() >= kMaxWaitingForwards) {
+    ClientResult refused;
+    refused.error = ClientResult::Error::kRefused;
+    refused.error_detail = stopped_ ? "shutting down" : "too many requests waiting";
+    done(std::move(refused));
+    return;
+  }
+  forwards_.push_back(WaitingForward{std::move(request), head, std::move(done)});
+  Pump();
+}
+
+void Dispatcher::StartForward() {
+  (void)limit_.TryAcquire();  // checked by the caller
+  WaitingForward w = std::move(forwards_.front());
+  forwards_.pop_front();
+  ++forwards_in_flight_;
+  metrics_.in_flight->Set(static_cast<double>(in_flight()));
+  forward_client_->Send(std::move(w.request), w.head, target_.timeout,
+                        [this, done = std::move(w.done)](ClientResult r) {
+                          limit_.Release();
+                          --forwards_in_flight_;
+                          metrics_.in_flight->Set(static_cast<double>(in_flight()));
+                          done(std::move(r));
+                          Pump();
+                        });
 }
 
 void Dispatcher::Pump() {
@@ -87,6 +107,10 @@ void Dispatcher::Pump() {
     pump_again_ = false;
     bool waiting_for_token = false;
     common::Duration now = clock_.Now();
+    // Pass-through first: a client is waiting on the other end.
+    while (!stopped_ && !forwards_.empty() && limit_.in_flight() < limit_.limit()) {
+      StartForward();
+    }
     while (!stopped_ && !admin_paused_ && now >= paused_until_ &&
            limit_.in_flight() < limit_.limit()) {
       FillLookahead();
@@ -153,7 +177,7 @@ void Dispatcher::StartAttempt(std::unique_ptr<Delivery> d) {
   std::string request = BuildRequest(*d);
   bool head = d->message.method == "HEAD";
   in_flight_[seq] = std::move(d);
-  metrics_.in_flight->Set(static_cast<double>(in_flight_.size()));
+  metrics_.in_flight->Set(static_cast<double>(in_flight()));
   common::Duration started = clock_.Now();
   client_->Send(std::move(request), head, target_.timeout, [this, seq, started](ClientResult r) {
     OnAttemptDone(seq, started, std::move(r));
@@ -162,52 +186,8 @@ void Dispatcher::StartAttempt(std::unique_ptr<Delivery> d) {
 
 std::string Dispatcher::BuildRequest(const Delivery& d) const {
   const buffer::Message& m = d.message;
-  std::vector<std::string_view> connection_tokens;
-  std::string prior_xff;
-  std::string prior_via;
-  for (const auto& [k, v] : m.headers) {
-    if (EqualsIgnoreCase(k, "Connection")) {
-      for (auto t : SplitTokens(v)) connection_tokens.push_back(t);
-    } else if (EqualsIgnoreCase(k, "X-Forwarded-For")) {
-      prior_xff += (prior_xff.empty() ? "" : ", ") + v;
-    } else if (EqualsIgnoreCase(k, "Via")) {
-      prior_via += (prior_via.empty() ? "" : ", ") + v;
-    }
-  }
-  std::string out;
-  out.reserve(256 + m.body.size() + 64 * m.headers.size());
-  out.append(m.method).append(" ").append(target_.parsed_url.base_path);
-  out.append(m.target.empty() || m.target[0] != '/' ? "/" : "").append(m.target);
-  out.append(" HTTP/1.1\r\n");
-  bool has_host = false;
-  bool has_idempotency_key = false;
-  for (const auto& [k, v] : m.headers) {
-    if (IsHopByHop(k, connection_tokens) || IsOwnHeader(k)) continue;
-    if (EqualsIgnoreCase(k, "Host")) has_host = true;
-    if (EqualsIgnoreCase(k, "Idempotency-Key")) has_idempotency_key = true;
-    out.append(k).append(": ").append(v).append("\r\n");
-  }
-  if (!has_host) {
-    out.append("Host: ").append(target_.parsed_url.host).append(":");
-    out.append(std::to_string(target_.parsed_url.port)).append("\r\n");
-  }
-  std::string id = m.id.ToString();
-  out.append("Sluice-Message-Id: ").append(id).append("\r\n");
-  out.append("Sluice-Attempt: ").append(std::to_string(d.attempts)).append("\r\n");
-  if (!has_idempotency_key) out.append("Idempotency-Key: ").append(id).append("\r\n");
-  out.append("X-Forwarded-For: ");
-  if (!prior_xff.empty()) out.append(prior_xff).append(", ");
-  out.append(m.client_addr).append("\r\n");
-  out.append("Via: ");
-  if (!prior_via.empty()) out.append(prior_via).append(", ");
-  out.append("1.1 sluice\r\n");
-  bool bodyless = m.body.empty() && (m.method == "GET" || m.method == "HEAD" ||
-                                     m.method == "DELETE" || m.method == "OPTIONS");
-  if (!bodyless)
-    out.append("Content-Length: ").append(std::to_string(m.body.size())).append("\r\n");
-  out.append("\r\n");
-  out.append(m.body);
-  return out;
+  return BuildUpstreamRequest(target_.parsed_url, m.method, m.target, m.headers, m.body,
+                              m.client_addr, UpstreamExtras{m.id.ToString(), d.attempts});
 }
 
 void Dispatcher::OnAttemptDone(uint64_t seq, common::Duration started, ClientResult result) {
@@ -219,7 +199,7 @@ void Dispatcher::OnAttemptDone(uint64_t seq, common::Duration started, ClientRes
   if (it == in_flight_.end()) return;
   std::unique_ptr<Delivery> d = std::move(it->second);
   in_flight_.erase(it);
-  metrics_.in_flight->Set(static_cast<double>(in_flight_.size()));
+  metrics_.in_flight->Set(static_cast<double>(in_flight()));
   common::Duration now = clock_.Now();
   metrics_.delivery_duration_seconds->Observe(Seconds(now - started).count());
 
@@ -393,6 +373,9 @@ void Dispatcher::Reconfigure(const config::Target& target) {
   max_retrying_ = std::max<size_t>(64, 4 * size_t{target.concurrency.limit});
   if (new_url) {
     retired_clients_.push_back(std::move(client_));
+    retired_clients_.push_back(std::move(forward_client_));
+    forward_client_ = std::make_unique<HttpClientPool>(
+        loop_, target.parsed_url.host, target.parsed_url.port, kMaxForwardResponseBytes);
     client_ = std::make_unique<HttpClientPool>(loop_, target.parsed_url.host,
                                                target.parsed_url.port, 64 << 10);
   }

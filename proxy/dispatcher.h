@@ -3,6 +3,8 @@
 #include <uv.h>
 
 #include <cstdint>
+#include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <set>
@@ -39,6 +41,11 @@ class Dispatcher {
   // Starts what can be started now; called when records became readable and after
   // every event of its own.
   void Pump();
+  // Pass-through (a `forward:` route): sends a serialised client request now, ahead of
+  // queued deliveries, within the concurrency limit (not the rate: reads are not paced,
+  // and an admin pause does not hold them). `done` gets the target's answer.
+  using ForwardDone = std::function<void(ClientResult)>;
+  void Forward(std::string request, bool head, ForwardDone done);
   // `n` new messages for this target became durable.
   void OnQueued(uint64_t n);
   // Stop starting deliveries (shutdown); in-flight ones finish.
@@ -59,7 +66,8 @@ class Dispatcher {
   uint32_t concurrency_limit() const { return limit_.limit(); }
 
   const std::string& name() const { return target_.name; }
-  size_t in_flight() const { return in_flight_.size(); }
+  // Attempts and pass-through requests in progress.
+  size_t in_flight() const { return in_flight_.size() + forwards_in_flight_; }
   size_t retrying() const { return retries_.size(); }
   uint64_t queued() const { return queued_ > 0 ? static_cast<uint64_t>(queued_) : 0; }
   // The lowest sequence this target has not finished.
@@ -100,6 +108,16 @@ class Dispatcher {
   limiter::Backoff backoff_;
   size_t max_retrying_;
 
+  struct WaitingForward {
+    std::string request;
+    bool head;
+    ForwardDone done;
+  };
+  void StartForward();
+  static constexpr size_t kMaxWaitingForwards = 1024;
+  std::deque<WaitingForward> forwards_;
+  size_t forwards_in_flight_ = 0;
+
   std::unique_ptr<Delivery> next_;  // read ahead: the next fresh message
   std::unordered_map<uint64_t, std::unique_ptr<Delivery>> in_flight_;
   std::multimap<common::Duration, std::unique_ptr<Delivery>> retries_;  // by due time
@@ -118,7 +136,8 @@ class Dispatcher {
   uv_timer_t* timer_;  // heap: freed in its close callback, which may outlive us
   // Pools for a URL changed by a reload, kept until their last attempt ends.
   std::vector<std::unique_ptr<HttpClientPool>> retired_clients_;
-  std::unique_ptr<HttpClientPool> client_;  // last: destroyed first
+  std::unique_ptr<HttpClientPool> forward_client_;  // relays whole responses
+  std::unique_ptr<HttpClientPool> client_;          // last: destroyed first
 };
 
 }  // namespace sluice::proxy

@@ -207,6 +207,7 @@ class ClientConnection {
     size_t room =
         pool_->max_response_body_ - std::min(pool_->max_response_body_, response_.body.size());
     response_.body.append(at, std::min(n, room));  // the rest is read and dropped
+    if (n > room) body_truncated_ = true;
     return 0;
   }
   int OnMessageComplete() {
@@ -237,6 +238,8 @@ class ClientConnection {
     result.error_detail = std::move(detail);
     bool reusable = error == ClientResult::Error::kNone && response_.keep_alive && complete_;
     if (error == ClientResult::Error::kNone) result.response = std::move(response_);
+    result.body_truncated = body_truncated_;
+    body_truncated_ = false;
     auto done = std::move(done_);
     done_ = nullptr;
     complete_ = false;
@@ -266,6 +269,7 @@ class ClientConnection {
   std::string value_;
   bool in_value_ = false;
   bool complete_ = false;
+  bool body_truncated_ = false;
   bool connected_ = false;
   bool reused_ = false;
   bool idle_ = false;

@@ -18,10 +18,12 @@ struct ClientResult {
     kNone,
     kConnectFailure,  // refused, reset, closed before a complete response, DNS failure
     kTimeout,         // no complete response within the attempt's timeout
+    kRefused,         // not sent: sluice is shutting down or too many are waiting
   };
   Error error = Error::kNone;
   std::string error_detail;
-  HttpResponse response;  // valid when error == kNone
+  HttpResponse response;        // valid when error == kNone
+  bool body_truncated = false;  // the body exceeded the pool's max_response_body
 };
 
 class ClientConnection;

@@ -5,6 +5,7 @@
 
 #include "buffer/message.h"
 #include "proxy/logging.h"
+#include "proxy/upstream_request.h"
 
 namespace sluice::proxy {
 namespace {
@@ -35,14 +36,15 @@ const char* RejectReason(int status) {
 
 Ingest::Ingest(const config::Config& config, buffer::Log& log, metrics::Metrics& metrics,
                const common::Clock& clock, const DrainEstimate& drain, OnDurable on_durable,
-               OnFatal on_fatal)
+               OnFatal on_fatal, Forward forward)
     : config_(config),
       log_(log),
       metrics_(metrics),
       clock_(clock),
       drain_(drain),
       on_durable_(std::move(on_durable)),
-      on_fatal_(std::move(on_fatal)) {}
+      on_fatal_(std::move(on_fatal)),
+      forward_(std::move(forward)) {}
 
 void Ingest::Answer(Responder& responder, const std::string& route, common::Duration started,
                     int status, const HeaderList& headers, std::string_view body, bool close) {
@@ -73,10 +75,7 @@ void Ingest::Handle(HttpRequest&& request, Responder responder) {
     return;
   }
   if (!route->forward.empty()) {
-    // Pass-through routes are delivery's job (see issue: pass-through); until then they
-    // answer honestly rather than queue a read.
-    Answer(responder, route->name, started, 501, {{"Content-Type", "application/json"}},
-           JsonError("forward_not_supported"));
+    PassThrough(std::move(request), std::move(responder), *route, started);
     return;
   }
   Queue(std::move(request), std::move(responder), *route, started);
@@ -263,6 +262,50 @@ void Ingest::LoadIdempotencyKeys(std::vector<buffer::IdempotencyEntry> entries) 
 
 void Ingest::ExpireIdempotencyKeys() {
   idempotency_.Expire(static_cast<uint64_t>(clock_.UnixNow().count()));
+}
+
+// A `forward:` route: the request goes to the target now and its answer comes back as
+// is (status, headers, body); 502 when the target cannot be reached or answers
+// garbage, 504 when it does not answer within the target's timeout.
+void Ingest::PassThrough(HttpRequest&& request, Responder responder, const config::Route& route,
+                         common::Duration started) {
+  const config::Target* target = config_.FindTarget(route.forward);
+  const HeaderList kJson = {{"Content-Type", "application/json"}};
+  if (target == nullptr) {  // a reload removed it between match and here: cannot happen today
+    Answer(responder, route.name, started, 502, kJson, JsonError("no_target"));
+    return;
+  }
+  bool head = request.method == "HEAD";
+  std::string bytes =
+      BuildUpstreamRequest(target->parsed_url, request.method, request.target, request.headers,
+                           request.body, responder.peer_ip(), UpstreamExtras{});
+  forward_(target->name, std::move(bytes), head,
+           [this, responder, route_name = route.name, started](ClientResult r) mutable {
+             const HeaderList json = {{"Content-Type", "application/json"}};
+             switch (r.error) {
+               case ClientResult::Error::kNone:
+                 if (r.body_truncated) {
+                   Answer(responder, route_name, started, 502, json,
+                          JsonError("response_too_large"));
+                 } else {
+                   Answer(responder, route_name, started, r.response.status,
+                          RelayResponseHeaders(r.response.headers), r.response.body);
+                 }
+                 return;
+               case ClientResult::Error::kTimeout:
+                 Answer(responder, route_name, started, 504, json, JsonError("gateway_timeout"));
+                 return;
+               case ClientResult::Error::kRefused:
+                 Answer(responder, route_name, started, 503,
+                        {{"Retry-After", "1"}, {"Content-Type", "application/json"}},
+                        JsonError("unavailable"));
+                 return;
+               case ClientResult::Error::kConnectFailure:
+               default:
+                 Answer(responder, route_name, started, 502, json, JsonError("bad_gateway"));
+                 return;
+             }
+           });
 }
 
 int Ingest::RetryAfterSeconds() const {

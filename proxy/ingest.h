@@ -11,6 +11,7 @@
 #include "config/config.h"
 #include "metrics/metrics.h"
 #include "proxy/drain_estimate.h"
+#include "proxy/http_client.h"
 #include "proxy/http_server.h"
 
 namespace sluice::proxy {
@@ -23,11 +24,14 @@ class Ingest {
   using OnDurable = std::function<void(const std::vector<std::string>& targets)>;
   // Called when the log failed in a way that must stop the process (fsync error).
   using OnFatal = std::function<void(const common::Status&)>;
+  // Sends a serialised request to a target synchronously (pass-through routes).
+  using Forward = std::function<void(const std::string& target, std::string request, bool head,
+                                     std::function<void(ClientResult)> done)>;
 
   // "config", "log", "metrics" and "clock" must outlive this object.
   Ingest(const config::Config& config, buffer::Log& log, metrics::Metrics& metrics,
          const common::Clock& clock, const DrainEstimate& drain, OnDurable on_durable,
-         OnFatal on_fatal);
+         OnFatal on_fatal, Forward forward);
 
   void Handle(HttpRequest&& request, Responder responder);
   // Counts a request the HTTP server refused before routing (400, 408, 413, 431, 501, 503).
@@ -48,6 +52,8 @@ class Ingest {
   void Queue(HttpRequest&& request, Responder responder, const config::Route& route,
              common::Duration started);
   void Settle(const std::shared_ptr<PendingAnswer>& pending);
+  void PassThrough(HttpRequest&& request, Responder responder, const config::Route& route,
+                   common::Duration started);
   // Seconds a client should wait before retrying a full queue: until the oldest segment
   // is drained at the rate the targets have been draining.
   int RetryAfterSeconds() const;
@@ -59,6 +65,7 @@ class Ingest {
   const DrainEstimate& drain_;
   OnDurable on_durable_;
   OnFatal on_fatal_;
+  Forward forward_;
   common::UuidV7Generator ids_;
   // A million keys cost ~150 MB at most; past that the oldest are forgotten first.
   buffer::IdempotencyIndex idempotency_{1'000'000};

@@ -110,6 +110,17 @@ Status Proxy::Start() {
       [this](const Status& error) {
         logging::Error("storage failure: stopping", {{"error", error.ToString()}});
         BeginShutdown(1, /*drain=*/false);
+      },
+      [this](const std::string& target, std::string request, bool head,
+             std::function<void(ClientResult)> done) {
+        auto it = dispatchers_.find(target);
+        if (it == dispatchers_.end()) {
+          ClientResult refused;
+          refused.error = ClientResult::Error::kRefused;
+          done(std::move(refused));
+          return;
+        }
+        it->second->Forward(std::move(request), head, std::move(done));
       });
   ingest_->LoadIdempotencyKeys(log_->TakeLoadedIdempotencyKeys());
   admin_ = std::make_unique<Admin>(*log_, metrics_, dispatchers_, config_.admin.token,
