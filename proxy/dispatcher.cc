@@ -27,7 +27,7 @@ Dispatcher::Dispatcher(uv_loop_t* loop, const config::Target& target, buffer::Lo
       clock_(clock),
       reader_(log, start_seq),
       bucket_(target.rate, target.burst, clock),
-      limit_(target.concurrency.limit),
+      limit_(target.concurrency.limit),  // ConfigureConcurrency() sets the real one
       backoff_(target.retry.initial_backoff, target.retry.max_backoff, std::random_device{}()),
       max_retrying_(std::max<size_t>(64, 4 * size_t{target.concurrency.limit})),
       cursor_(start_seq),
@@ -39,9 +39,9 @@ Dispatcher::Dispatcher(uv_loop_t* loop, const config::Target& target, buffer::Lo
                                                64 << 10)) {
   uv_timer_init(loop_, timer_);
   timer_->data = this;
+  ConfigureConcurrency();
   metrics_.queue_messages->Set(static_cast<double>(queued_));
   metrics_.rate_limit_per_second->Set(target.rate.per_second);
-  metrics_.concurrency_limit->Set(target.concurrency.limit);
   metrics_.dead_letters->Set(static_cast<double>(log_.DeadLetterCount(target.name)));
 }
 
@@ -173,6 +173,7 @@ std::unique_ptr<Dispatcher::Delivery> Dispatcher::TakeNext(common::Duration now)
 void Dispatcher::StartAttempt(std::unique_ptr<Delivery> d) {
   (void)limit_.TryAcquire();  // checked by the caller: in_flight < limit
   ++d->attempts;
+  d->in_flight_at_start = limit_.in_flight();
   uint64_t seq = d->seq;
   std::string request = BuildRequest(*d);
   bool head = d->message.method == "HEAD";
@@ -226,6 +227,19 @@ void Dispatcher::OnAttemptDone(uint64_t seq, common::Duration started, ClientRes
       } else {
         outcome = policy.RetriesStatus(status) ? Outcome::kRetry : Outcome::kReject;
       }
+    }
+  }
+
+  if (adaptive_ != nullptr && result.error != ClientResult::Error::kConnectFailure) {
+    int status = result.error == ClientResult::Error::kNone ? result.response.status : 0;
+    if (result.error == ClientResult::Error::kTimeout || status == 429 || status == 503) {
+      adaptive_->OnOverload();
+    } else {
+      adaptive_->OnSuccess(now - started, d->in_flight_at_start);
+    }
+    if (adaptive_->limit() != limit_.limit()) {
+      limit_.SetLimit(adaptive_->limit());
+      metrics_.concurrency_limit->Set(limit_.limit());
     }
   }
 
@@ -367,7 +381,7 @@ void Dispatcher::Reconfigure(const config::Target& target) {
                  target.parsed_url.port != target_.parsed_url.port;
   target_ = target;
   bucket_.Reconfigure(target.rate, target.burst);
-  limit_.SetLimit(target.concurrency.limit);
+  ConfigureConcurrency();
   backoff_ = limiter::Backoff(target.retry.initial_backoff, target.retry.max_backoff,
                               std::random_device{}());
   max_retrying_ = std::max<size_t>(64, 4 * size_t{target.concurrency.limit});
@@ -380,8 +394,22 @@ void Dispatcher::Reconfigure(const config::Target& target) {
                                                target.parsed_url.port, 64 << 10);
   }
   metrics_.rate_limit_per_second->Set(target.rate.per_second);
-  metrics_.concurrency_limit->Set(target.concurrency.limit);
   Pump();
+}
+
+void Dispatcher::ConfigureConcurrency() {
+  const config::Concurrency& c = target_.concurrency;
+  if (!c.adaptive) {
+    adaptive_.reset();
+    limit_.SetLimit(c.limit);
+  } else if (adaptive_ == nullptr) {
+    adaptive_ = std::make_unique<limiter::AdaptiveConcurrency>(c.min, c.max, clock_);
+    limit_.SetLimit(adaptive_->limit());
+  } else {
+    adaptive_->Reconfigure(c.min, c.max);
+    limit_.SetLimit(adaptive_->limit());
+  }
+  metrics_.concurrency_limit->Set(limit_.limit());
 }
 
 void Dispatcher::Pause() {

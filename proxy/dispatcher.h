@@ -81,6 +81,7 @@ class Dispatcher {
     buffer::Message message;
     uint32_t attempts = 0;
     int last_status = 0;
+    uint32_t in_flight_at_start = 0;  // for the adaptive limit: was the limit in use?
   };
   enum class Outcome { kDelivered, kRetry, kReject };
 
@@ -94,6 +95,7 @@ class Dispatcher {
   void UpdateCursor();
   void ArmTimer(common::Duration now, bool waiting_for_token);
   void UpdatePausedGauge();
+  void ConfigureConcurrency();
   std::string BuildRequest(const Delivery& d) const;
   static void OnTimer(uv_timer_t* timer);
 
@@ -105,6 +107,7 @@ class Dispatcher {
   buffer::LogReader reader_;
   limiter::TokenBucket bucket_;
   limiter::ConcurrencyLimit limit_;
+  std::unique_ptr<limiter::AdaptiveConcurrency> adaptive_;  // concurrency: {adaptive: true}
   limiter::Backoff backoff_;
   size_t max_retrying_;
 
