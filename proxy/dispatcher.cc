@@ -140,14 +140,15 @@ void Dispatcher::FillLookahead() {
     auto result = reader_.Next(&header, &payload, &error);
     if (result == buffer::LogReader::Result::kCaughtUp) break;
     if (result == buffer::LogReader::Result::kError) {
-      logging::Error("reading the log failed",
-                     {{"target", target_.name}, {"error", error.ToString()}});
+      logging::EmitLimited(logging::Level::kError, "reading the log failed",
+                           {{"target", target_.name}, {"error", error.ToString()}});
       break;
     }
     advanced = true;
     auto message = buffer::DecodeMessage(payload);
     if (!message) {
-      logging::Error("undecodable record skipped", {{"target", target_.name}, {"seq", header.seq}});
+      logging::EmitLimited(logging::Level::kError, "undecodable record skipped",
+                           {{"target", target_.name}, {"seq", header.seq}});
       continue;
     }
     if (!message->IsFor(target_.name)) continue;
@@ -249,11 +250,12 @@ void Dispatcher::OnAttemptDone(uint64_t seq, common::Duration started, ClientRes
     metrics_.message_latency_seconds->Observe(std::max(0.0, age));
     Finish(d->seq);
   } else if (outcome == Outcome::kReject) {
-    logging::Warn("delivery rejected", {{"target", target_.name},
-                                        {"id", d->message.id.ToString()},
-                                        {"attempt", int64_t{d->attempts}},
-                                        {"status", d->last_status},
-                                        {"error", result.error_detail}});
+    logging::EmitLimited(logging::Level::kWarn, "delivery rejected",
+                         {{"target", target_.name},
+                          {"id", d->message.id.ToString()},
+                          {"attempt", int64_t{d->attempts}},
+                          {"status", d->last_status},
+                          {"error", result.error_detail}});
     DeadLetter(std::move(d), "rejected");
   } else {
     common::Duration age = clock_.UnixNow() - common::Duration(d->ingest_unix_ns);
@@ -284,13 +286,13 @@ void Dispatcher::ScheduleRetry(std::unique_ptr<Delivery> d, common::Duration now
       }
     }
   }
-  logging::Debug("delivery will be retried",
-                 {{"target", target_.name},
-                  {"id", d->message.id.ToString()},
-                  {"attempt", int64_t{d->attempts}},
-                  {"status", d->last_status},
-                  {"error", r.error_detail},
-                  {"retry_in_ms", int64_t{duration_cast<milliseconds>(due - now).count()}}});
+  logging::EmitLimited(logging::Level::kDebug, "delivery will be retried",
+                       {{"target", target_.name},
+                        {"id", d->message.id.ToString()},
+                        {"attempt", int64_t{d->attempts}},
+                        {"status", d->last_status},
+                        {"error", r.error_detail},
+                        {"retry_in_ms", int64_t{duration_cast<milliseconds>(due - now).count()}}});
   retries_.emplace(due, std::move(d));
 }
 
@@ -310,8 +312,8 @@ void Dispatcher::DeadLetter(std::unique_ptr<Delivery> d, const char* reason) {
       log_.AppendDeadLetter(std::move(dl), [this, seq, why](const common::Status& st, uint64_t) {
         if (!st.ok()) {
           // Not stored: the message stays unfinished and is retried from disk next start.
-          logging::Error("dead letter not stored",
-                         {{"target", target_.name}, {"error", st.ToString()}});
+          logging::EmitLimited(logging::Level::kError, "dead letter not stored",
+                               {{"target", target_.name}, {"error", st.ToString()}});
           return;
         }
         if (why == "rejected")
@@ -325,13 +327,15 @@ void Dispatcher::DeadLetter(std::unique_ptr<Delivery> d, const char* reason) {
         Pump();
       });
   if (!s.ok()) {
-    logging::Error("dead letter not stored", {{"target", target_.name}, {"error", s.ToString()}});
+    logging::EmitLimited(logging::Level::kError, "dead letter not stored",
+                         {{"target", target_.name}, {"error", s.ToString()}});
   }
-  logging::Warn("message dead-lettered", {{"target", target_.name},
-                                          {"id", d->message.id.ToString()},
-                                          {"reason", reason},
-                                          {"attempt", int64_t{d->attempts}},
-                                          {"status", d->last_status}});
+  logging::EmitLimited(logging::Level::kWarn, "message dead-lettered",
+                       {{"target", target_.name},
+                        {"id", d->message.id.ToString()},
+                        {"reason", reason},
+                        {"attempt", int64_t{d->attempts}},
+                        {"status", d->last_status}});
 }
 
 void Dispatcher::Finish(uint64_t seq) {

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdio>
 #include <ctime>
+#include <vector>
 
 namespace sluice::proxy::logging {
 namespace {
@@ -93,6 +94,10 @@ void AppendJsonEscaped(std::string* out, std::string_view s) {
 }
 
 void Emit(Level level, std::string_view msg, std::initializer_list<Field> fields) {
+  EmitFields(level, msg, std::vector<Field>(fields));
+}
+
+void EmitFields(Level level, std::string_view msg, const std::vector<Field>& fields) {
   if (!Enabled(level)) return;
   std::string line;
   line.reserve(128);
@@ -116,6 +121,40 @@ void Emit(Level level, std::string_view msg, std::initializer_list<Field> fields
   line.append("}\n");
   // One write(2) per line keeps lines whole when several threads log.
   (void)!::write(STDERR_FILENO, line.data(), line.size());
+}
+
+bool LineLimiter::Allow(std::string_view msg, std::chrono::nanoseconds now, uint64_t* suppressed) {
+  std::lock_guard lock(mu_);
+  auto it = buckets_.find(msg);
+  if (it == buckets_.end()) it = buckets_.emplace(std::string(msg), Bucket{burst_, now}).first;
+  Bucket& b = it->second;
+  double elapsed = std::chrono::duration<double>(now - b.last).count();
+  b.tokens = std::min(burst_, b.tokens + std::max(0.0, elapsed) * per_second_);
+  b.last = now;
+  if (b.tokens < 1) {
+    ++b.suppressed;
+    return false;
+  }
+  b.tokens -= 1;
+  *suppressed = b.suppressed;
+  b.suppressed = 0;
+  return true;
+}
+
+void EmitLimited(Level level, std::string_view msg, std::initializer_list<Field> fields) {
+  static LineLimiter limiter(10, 20);
+  if (!Enabled(level)) return;
+  uint64_t suppressed = 0;
+  auto now = std::chrono::steady_clock::now().time_since_epoch();
+  if (!limiter.Allow(msg, now, &suppressed)) return;
+  if (suppressed == 0) {
+    Emit(level, msg, fields);
+    return;
+  }
+  std::vector<Field> with(fields);
+  with.emplace_back("suppressed", suppressed);
+  // initializer_list cannot be built at run time: emit through the vector overload.
+  EmitFields(level, msg, with);
 }
 
 }  // namespace sluice::proxy::logging

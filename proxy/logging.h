@@ -1,9 +1,13 @@
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <initializer_list>
+#include <map>
+#include <mutex>
 #include <string>
 #include <string_view>
+#include <vector>
 
 // One JSON object per line on stderr: {"ts":...,"level":...,"msg":..., fields...}.
 namespace sluice::proxy::logging {
@@ -28,6 +32,7 @@ bool ParseLevel(std::string_view name, Level* level);
 void SetLevel(Level level);
 bool Enabled(Level level);
 void Emit(Level level, std::string_view msg, std::initializer_list<Field> fields = {});
+void EmitFields(Level level, std::string_view msg, const std::vector<Field>& fields);
 
 inline void Debug(std::string_view msg, std::initializer_list<Field> f = {}) {
   Emit(Level::kDebug, msg, f);
@@ -44,5 +49,35 @@ inline void Error(std::string_view msg, std::initializer_list<Field> f = {}) {
 
 // Appends s to out as the inside of a JSON string.
 void AppendJsonEscaped(std::string* out, std::string_view s);
+
+}  // namespace sluice::proxy::logging
+
+namespace sluice::proxy::logging {
+
+// Keeps per-message log lines (one per delivery, per dead letter...) from flooding the
+// log when a target fails for every message: each message text may emit `burst` lines
+// at once and `per_second` after that; what is held back is counted and reported on
+// the next line that gets through ("suppressed": N). Thread-safe.
+class LineLimiter {
+ public:
+  LineLimiter(double per_second, double burst) : per_second_(per_second), burst_(burst) {}
+  // True if a line with this message may be written at `now`; *suppressed is then the
+  // number held back since the last one.
+  bool Allow(std::string_view msg, std::chrono::nanoseconds now, uint64_t* suppressed);
+
+ private:
+  struct Bucket {
+    double tokens;
+    std::chrono::nanoseconds last;
+    uint64_t suppressed = 0;
+  };
+  double per_second_;
+  double burst_;
+  std::mutex mu_;
+  std::map<std::string, Bucket, std::less<>> buckets_;
+};
+
+// Emit() through a process-wide LineLimiter (10 lines/s per message, bursts of 20).
+void EmitLimited(Level level, std::string_view msg, std::initializer_list<Field> fields = {});
 
 }  // namespace sluice::proxy::logging
