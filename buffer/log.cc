@@ -41,6 +41,15 @@ Status Log::Open(LogOptions options, std::unique_ptr<Log>* out, RecoveryReport* 
   if (s.ok()) s = log->fs_.MakeDirs(log->SegDir());
   if (s.ok()) s = log->fs_.MakeDirs(dir + "/cursors");
   if (s.ok()) s = log->fs_.MakeDirs(dir + "/dead");
+  // The directories just made must survive a crash before the first acknowledgement
+  // depends on them: sync the entries in buffer.dir, and buffer.dir's own in its parent.
+  if (s.ok()) s = log->fs_.SyncDir(dir);
+  if (s.ok()) {
+    size_t slash = dir.find_last_of('/');
+    std::string parent =
+        slash == std::string::npos ? "." : (slash == 0 ? "/" : dir.substr(0, slash));
+    s = log->fs_.SyncDir(parent);
+  }
   RecoveryReport local;
   if (s.ok()) s = log->Recover(report != nullptr ? report : &local);
   if (s.ok()) s = log->OpenCursors();
@@ -93,46 +102,12 @@ Status Log::Recover(RecoveryReport* report) {
   next_seq_ = segments_.empty() ? 1 : segments_.back().first_seq;
   while (!segments_.empty()) {
     Segment& tail = segments_.back();
-    int fd = -1;
-    s = fs_.Open(tail.path, O_RDWR, &fd);
+    SegmentEnd found;
+    s = ScanSegment(tail, &found);
     if (!s.ok()) return s;
-    uint64_t file_size = 0;
-    s = fs_.FileSize(fd, &file_size);
-    char header[kSegmentHeaderSize];
-    size_t got = 0;
-    if (s.ok()) s = fs_.PreadUpTo(fd, header, sizeof(header), 0, &got);
-    if (!s.ok()) {
-      (void)fs_.Close(fd);
-      return s;
-    }
-    uint64_t end = kSegmentHeaderSize;
-    uint64_t expected = tail.first_seq;
-    // The header is synced before any record in the segment is acknowledged, so a bad
-    // header normally means a crash while creating it. But it may also be bit rot over
-    // acknowledged records: scan anyway, and trust records whose CRCs and sequence
-    // numbers (which start at the name's first_seq) check out.
-    bool header_ok = got == sizeof(header) && DecodeSegmentHeader(header) == tail.first_seq;
-    {
-      SegmentScanner scanner(fd, file_size, kSegmentHeaderSize, fs_);
-      RecordHeader rh;
-      std::string payload;
-      Status io;
-      while (scanner.Next(&rh, &payload, &io) == SegmentScanner::Result::kRecord &&
-             rh.seq == expected) {
-        ++expected;
-        end = scanner.offset();
-      }
-      if (!io.ok()) {
-        (void)fs_.Close(fd);
-        return io;
-      }
-    }
-    if (!header_ok && expected != tail.first_seq) {
-      report->damaged_headers++;
-    }
-    if (expected == tail.first_seq) {
+    if (!found.header_ok && found.end_seq != tail.first_seq) report->damaged_headers++;
+    if (found.end_seq == tail.first_seq) {
       // Created but no record in it completed: nothing in it was ever acknowledged.
-      (void)fs_.Close(fd);
       s = fs_.Unlink(tail.path);
       if (!s.ok()) return s;
       ++report->removed_segments;
@@ -140,27 +115,39 @@ Status Log::Recover(RecoveryReport* report) {
       segments_.pop_back();
       continue;
     }
-    if (end < file_size) {
-      report->truncated_bytes += file_size - end;
-      s = fs_.Truncate(fd, end, tail.path);
-      if (!s.ok()) {
-        (void)fs_.Close(fd);
-        return s;
+    if (found.file_size > found.end) report->truncated_bytes += found.file_size - found.end;
+    if (!found.sealed) {
+      // Cut what follows the last complete record (never acknowledged) and seal it:
+      // writing resumes in a fresh segment, and every segment but the active one has
+      // a footer.
+      s = SealSegment(tail, found.end, found.end_seq);
+      if (!s.ok()) return s;
+    } else {
+      tail.size = found.end;
+      if (found.file_size > found.end) {
+        // Zeros or junk after a footer (a crash between its sync and the cut).
+        int fd = -1;
+        s = fs_.Open(tail.path, O_RDWR, &fd);
+        if (s.ok()) s = fs_.Truncate(fd, found.end, tail.path);
+        if (fd >= 0) (void)fs_.Close(fd);
+        if (!s.ok()) return s;
       }
     }
-    (void)fs_.Close(fd);
-    tail.size = end;
-    next_seq_ = expected;
+    next_seq_ = found.end_seq;
     break;
   }
-  // Sealed segments were truncated to their written size when they were sealed.
+  // Older segments were sealed when the writer left them; check their footers, and
+  // scan and seal any that is not (a crash mid-roll, or damage at the end).
   uint64_t total = 0;
   for (size_t i = 0; i + 1 < segments_.size(); ++i) {
-    int fd = -1;
-    s = fs_.Open(segments_[i].path, O_RDONLY, &fd);
+    bool sealed = false;
+    s = CheckFooter(&segments_[i], segments_[i + 1].first_seq, &sealed);
     if (!s.ok()) return s;
-    s = fs_.FileSize(fd, &segments_[i].size);
-    (void)fs_.Close(fd);
+    if (sealed) continue;
+    ++report->unsealed_segments;
+    SegmentEnd found;
+    s = ScanSegment(segments_[i], &found);
+    if (s.ok()) s = SealSegment(segments_[i], found.end, found.end_seq);
     if (!s.ok()) return s;
   }
   for (const auto& seg : segments_) total += seg.size;
@@ -173,6 +160,95 @@ Status Log::Recover(RecoveryReport* report) {
   report->next_seq = next_seq_;
   report->first_seq = segments_.empty() ? next_seq_ : segments_.front().first_seq;
   return Status::OK();
+}
+
+// Reads a segment from its header to the last complete record in sequence (or its
+// footer).
+Status Log::ScanSegment(const Segment& segment, SegmentEnd* out) {
+  int fd = -1;
+  Status s = fs_.Open(segment.path, O_RDONLY, &fd);
+  if (!s.ok()) return s;
+  s = fs_.FileSize(fd, &out->file_size);
+  char header[kSegmentHeaderSize];
+  size_t got = 0;
+  if (s.ok()) s = fs_.PreadUpTo(fd, header, sizeof(header), 0, &got);
+  // The header is synced before any record in the segment is acknowledged, so a bad
+  // header normally means a crash while creating it. But it may also be bit rot over
+  // acknowledged records: scan anyway, and trust records whose CRCs and sequence
+  // numbers (which start at the name's first_seq) check out.
+  out->header_ok = got == sizeof(header) && DecodeSegmentHeader(header) == segment.first_seq;
+  out->end = kSegmentHeaderSize;
+  out->end_seq = segment.first_seq;
+  out->sealed = false;
+  if (s.ok()) {
+    SegmentScanner scanner(fd, out->file_size, kSegmentHeaderSize, fs_);
+    RecordHeader rh;
+    std::string payload;
+    SegmentFooter footer;
+    for (;;) {
+      auto result = scanner.Next(&rh, &payload, &s, &footer);
+      if (result == SegmentScanner::Result::kSealed) {
+        out->sealed = footer.first_seq == segment.first_seq && footer.end_seq == out->end_seq;
+        if (out->sealed) out->end = scanner.offset();
+        break;
+      }
+      if (result != SegmentScanner::Result::kRecord || rh.seq != out->end_seq) break;
+      ++out->end_seq;
+      out->end = scanner.offset();
+    }
+  }
+  (void)fs_.Close(fd);
+  return s;
+}
+
+// Writes the footer at `end` (after the last record), syncs, and cuts the file there.
+Status Log::SealSegment(Segment& segment, uint64_t end, uint64_t end_seq) {
+  int fd = -1;
+  Status s = fs_.Open(segment.path, O_RDWR, &fd);
+  if (!s.ok()) return s;
+  s = WriteFooter(fd, segment, end, end_seq);
+  (void)fs_.Close(fd);
+  return s;
+}
+
+Status Log::WriteFooter(int fd, Segment& segment, uint64_t end, uint64_t end_seq) {
+  SegmentFooter footer{segment.first_seq, end_seq, end_seq - segment.first_seq};
+  std::string payload = EncodeSegmentFooterPayload(footer);
+  char header[kRecordHeaderSize];
+  EncodeRecordHeader(end_seq, 0, kFlagFooter, payload, header);
+  Status s = fs_.PwriteAll(fd, {{header, sizeof(header)}, {payload.data(), payload.size()}}, end);
+  if (s.ok() && fsync_ != FsyncPolicy::kNever) s = fs_.Fdatasync(fd, segment.path);
+  uint64_t sealed_end = end + SegmentFooterSize();
+  // A failed truncate only leaves zeros that scanners read as the end.
+  if (s.ok()) (void)fs_.Truncate(fd, sealed_end, segment.path);
+  if (s.ok()) segment.size = sealed_end;
+  return s;
+}
+
+// True in *sealed when the segment ends with a footer that matches its place in the log.
+Status Log::CheckFooter(Segment* segment, uint64_t next_first_seq, bool* sealed) {
+  *sealed = false;
+  int fd = -1;
+  Status s = fs_.Open(segment->path, O_RDONLY, &fd);
+  if (!s.ok()) return s;
+  uint64_t size = 0;
+  s = fs_.FileSize(fd, &size);
+  size_t footer_size = SegmentFooterSize();
+  if (s.ok() && size >= kSegmentHeaderSize + footer_size) {
+    SegmentScanner scanner(fd, size, size - footer_size, fs_);
+    RecordHeader rh;
+    std::string payload;
+    SegmentFooter footer;
+    Status io;
+    if (scanner.Next(&rh, &payload, &io, &footer) == SegmentScanner::Result::kSealed &&
+        footer.first_seq == segment->first_seq && footer.end_seq == next_first_seq) {
+      *sealed = true;
+      segment->size = size;
+    }
+    s = io;
+  }
+  (void)fs_.Close(fd);
+  return s;
 }
 
 Status Log::OpenCursors() {
@@ -532,16 +608,23 @@ Status Log::RollSegment(size_t first_record_bytes) {
 
 // Cuts the fallocated but unused tail so that a sealed segment's size is its content.
 void Log::SealActive() {
-  if (unsynced_writes_ && fsync_ != FsyncPolicy::kNever) {
-    Status s = fs_.Fdatasync(active_fd_, segments_.back().path);
-    if (!s.ok()) {
-      std::lock_guard lock(mu_);
-      fatal_ = s;
-    }
+  Segment sealed;
+  {
+    std::lock_guard lock(mu_);
+    sealed = segments_.back();
+  }
+  // The footer's fdatasync also covers records written since the last sync.
+  Status s = WriteFooter(active_fd_, sealed, active_offset_, next_seq_);
+  if (!s.ok() && !s.IsNoSpace()) {
+    std::lock_guard lock(mu_);
+    fatal_ = s;
+  }
+  if (s.ok()) {
+    bytes_.fetch_add(sealed.size - active_offset_, std::memory_order_relaxed);
+    std::lock_guard lock(mu_);
+    segments_.back().size = sealed.size;
   }
   unsynced_writes_ = false;
-  // A failed truncate only leaves zeros that the scanner reads as the end.
-  (void)fs_.Truncate(active_fd_, active_offset_, segments_.back().path);
   (void)fs_.Close(active_fd_);
   active_fd_ = -1;
 }
@@ -564,6 +647,13 @@ void Log::SyncCursorsAndReclaim() {
     if (it == cursors_.end() || it->second.file->stored() == seq) continue;
     it->second.requested = seq;
     Status s = it->second.file->Store(seq);
+    if (s.IsNoSpace()) {
+      // Not stored: the old position stands (duplicates after a crash, never loss).
+      // Try again at the next sync unless a newer position arrives first.
+      std::lock_guard lock(mu_);
+      cursor_requests_.try_emplace(target, seq);
+      continue;
+    }
     if (!s.ok()) {
       std::lock_guard lock(mu_);
       fatal_ = s;

@@ -54,6 +54,7 @@ struct RecoveryReport {
   size_t removed_segments = 0;   // tail segments without a complete record, removed
   size_t damaged_headers = 0;    // segment headers that failed their CRC (records kept)
   size_t removed_orphans = 0;    // files in seg/ that are not segments
+  size_t unsealed_segments = 0;  // older segments without a valid footer (scanned, sealed)
 };
 
 // The durable, append-only, segmented log. One writer thread owns the active segment and
@@ -183,6 +184,18 @@ class Log {
 
   explicit Log(LogOptions options);
   common::Status Recover(RecoveryReport* report);
+  struct SegmentEnd {
+    uint64_t file_size = 0;
+    uint64_t end = 0;      // offset after the last complete record (or the footer)
+    uint64_t end_seq = 0;  // first sequence not in the segment
+    bool header_ok = false;
+    bool sealed = false;  // ends with a matching footer
+  };
+  struct Segment;
+  common::Status ScanSegment(const Segment& segment, SegmentEnd* out);
+  common::Status SealSegment(Segment& segment, uint64_t end, uint64_t end_seq);
+  common::Status WriteFooter(int fd, Segment& segment, uint64_t end, uint64_t end_seq);
+  common::Status CheckFooter(Segment* segment, uint64_t next_first_seq, bool* sealed);
   common::Status OpenCursors();
   void WriteDeadLetters(std::vector<PendingDeadLetter>* letters);
   // Runs `job` on the writer thread after the current batch.

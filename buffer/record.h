@@ -25,6 +25,8 @@ namespace sluice::buffer {
 constexpr size_t kRecordHeaderSize = 32;
 constexpr uint16_t kRecordVersion = 1;
 constexpr uint32_t kMaxPayloadBytes = 256u << 20;  // sanity bound when decoding
+// flags: the record is a segment's footer (see segment.h), not a message.
+constexpr uint16_t kFlagFooter = 1;
 
 struct RecordHeader {
   uint32_t payload_len = 0;

@@ -41,8 +41,28 @@ std::optional<uint64_t> DecodeSegmentHeader(const char* in) {
   return GetU64(in + 16);
 }
 
+std::string EncodeSegmentFooterPayload(const SegmentFooter& footer) {
+  std::string out(16, '\0');
+  PutU64(out.data(), footer.first_seq);
+  PutU64(out.data() + 8, footer.records);
+  return out;
+}
+
+std::optional<SegmentFooter> DecodeSegmentFooter(const RecordHeader& header,
+                                                 std::string_view payload) {
+  if (!(header.flags & kFlagFooter) || payload.size() != 16) return std::nullopt;
+  SegmentFooter footer;
+  footer.first_seq = GetU64(payload.data());
+  footer.records = GetU64(payload.data() + 8);
+  footer.end_seq = header.seq;
+  if (footer.end_seq - footer.first_seq != footer.records) return std::nullopt;
+  return footer;
+}
+
+size_t SegmentFooterSize() { return RecordSize(16); }
+
 SegmentScanner::Result SegmentScanner::Next(RecordHeader* header, std::string* payload,
-                                            common::Status* io_error) {
+                                            common::Status* io_error, SegmentFooter* footer) {
   if (offset_ + kRecordHeaderSize > file_size_) return Result::kEnd;
   char buf[kRecordHeaderSize];
   size_t got = 0;
@@ -64,6 +84,13 @@ SegmentScanner::Result SegmentScanner::Next(RecordHeader* header, std::string* p
   if (!io_error->ok()) return Result::kCorrupt;
   if (got < payload->size()) return Result::kTruncated;
   if (!PayloadMatches(*header, *payload)) return Result::kCorrupt;
+  if (header->flags & kFlagFooter) {
+    auto decoded = DecodeSegmentFooter(*header, *payload);
+    if (!decoded) return Result::kCorrupt;
+    if (footer != nullptr) *footer = *decoded;
+    offset_ += RecordSize(header->payload_len);
+    return Result::kSealed;
+  }
   offset_ += RecordSize(header->payload_len);
   return Result::kRecord;
 }

@@ -15,6 +15,9 @@ namespace sluice::buffer {
 //   "SLUICESG" · u32 format version · u32 reserved · u64 first_seq · u32 reserved ·
 //   u32 masked CRC32C of the preceding 28 bytes
 // followed by records. The file is fallocated, so the unwritten tail reads as zeros.
+// When the writer moves on, the segment is sealed: a footer record (flags kFlagFooter,
+// seq = the first sequence *after* the segment, payload u64 first_seq · u64 records)
+// is written and synced after the last record, and the file is cut to its end.
 constexpr size_t kSegmentHeaderSize = 32;
 constexpr uint32_t kSegmentVersion = 1;
 
@@ -25,6 +28,17 @@ void EncodeSegmentHeader(uint64_t first_seq, char* out);
 // The first_seq recorded in a valid header; nullopt when the header is damaged.
 std::optional<uint64_t> DecodeSegmentHeader(const char* in);
 
+struct SegmentFooter {
+  uint64_t first_seq = 0;
+  uint64_t end_seq = 0;  // first sequence after the segment
+  uint64_t records = 0;
+};
+std::string EncodeSegmentFooterPayload(const SegmentFooter& footer);
+std::optional<SegmentFooter> DecodeSegmentFooter(const RecordHeader& header,
+                                                 std::string_view payload);
+// Bytes a footer record takes (header + payload).
+size_t SegmentFooterSize();
+
 // Reads records one after another from an open segment file.
 class SegmentScanner {
  public:
@@ -33,13 +47,15 @@ class SegmentScanner {
     kEnd,        // zero header or end of file: nothing more was written
     kTruncated,  // a valid header whose payload runs past the end of the file
     kCorrupt,    // header or payload CRC mismatch
+    kSealed,     // the segment's footer: *footer filled (if asked), offset past it
   };
   // "fd" must remain open while the scanner is in use.
   SegmentScanner(int fd, uint64_t file_size, uint64_t offset,
                  FileSystem& fs = FileSystem::Default())
       : fs_(fs), fd_(fd), file_size_(file_size), offset_(offset) {}
 
-  Result Next(RecordHeader* header, std::string* payload, common::Status* io_error);
+  Result Next(RecordHeader* header, std::string* payload, common::Status* io_error,
+              SegmentFooter* footer = nullptr);
   uint64_t offset() const { return offset_; }
 
  private:

@@ -3,9 +3,11 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 
 #include "buffer/cursor_file.h"
+#include "buffer/segment.h"
 #include "tests/buffer/log_fixture.h"
 
 namespace sluice::buffer::test {
@@ -79,6 +81,61 @@ TEST_F(LogSweepTest, InterruptedDeadLetterRewriteIsDiscarded) {
   ASSERT_TRUE(Open());
   EXPECT_FALSE(fs::exists(options_.dir + "/dead/app.log.rewrite"));
   EXPECT_TRUE(fs::exists(options_.dir + "/dead/app.log"));
+}
+
+// Every segment but the active one ends with a footer naming its range.
+TEST_F(LogSweepTest, SealedSegmentsEndWithAMatchingFooter) {
+  ASSERT_TRUE(Open());
+  std::vector<std::string> payloads;
+  for (uint64_t i = 1; i <= 30; ++i) payloads.push_back(PayloadFor(i, 500));
+  WriteAll(payloads);
+  Close();
+  std::vector<uint64_t> firsts;
+  for (const auto& e : fs::directory_iterator(options_.dir + "/seg")) {
+    firsts.push_back(*ParseSegmentFileName(e.path().filename().string()));
+  }
+  std::sort(firsts.begin(), firsts.end());
+  ASSERT_GE(firsts.size(), 3u);
+  for (size_t i = 0; i < firsts.size(); ++i) {
+    std::string path = SegmentPath(firsts[i]);
+    uint64_t size = fs::file_size(path);
+    int fd = ::open(path.c_str(), O_RDONLY);
+    ASSERT_GE(fd, 0);
+    SegmentScanner scanner(fd, size, size - SegmentFooterSize());
+    RecordHeader h;
+    std::string payload;
+    common::Status io;
+    SegmentFooter footer;
+    EXPECT_EQ(scanner.Next(&h, &payload, &io, &footer), SegmentScanner::Result::kSealed) << path;
+    ::close(fd);
+    uint64_t end = i + 1 < firsts.size() ? firsts[i + 1] : 31;
+    EXPECT_EQ(footer.first_seq, firsts[i]);
+    EXPECT_EQ(footer.end_seq, end);
+    EXPECT_EQ(footer.records, end - firsts[i]);
+  }
+  RecoveryReport report;
+  ASSERT_TRUE(Open(&report));
+  EXPECT_EQ(report.truncated_bytes, 0u) << "a clean shutdown leaves nothing to cut";
+  EXPECT_EQ(report.unsealed_segments, 0u);
+}
+
+TEST_F(LogSweepTest, OlderSegmentWithoutFooterIsScannedAndSealed) {
+  ASSERT_TRUE(Open());
+  std::vector<std::string> payloads;
+  for (uint64_t i = 1; i <= 30; ++i) payloads.push_back(PayloadFor(i, 500));
+  WriteAll(payloads);
+  Close();
+  // Cut the footer off the first segment, as a crash in the middle of a roll would.
+  std::string first = SegmentPath(1);
+  uint64_t size = fs::file_size(first);
+  fs::resize_file(first, size - SegmentFooterSize());
+  RecoveryReport report;
+  ASSERT_TRUE(Open(&report));
+  EXPECT_EQ(report.unsealed_segments, 1u);
+  EXPECT_EQ(fs::file_size(first), size) << "sealed again";
+  auto records = ReadAll(1);
+  ASSERT_EQ(records.size(), 30u);
+  EXPECT_EQ(records.back().payload, PayloadFor(30, 500));
 }
 
 }  // namespace

@@ -192,11 +192,11 @@ TEST_F(LogTest, BytesRecomputedAtOpenMatchLiveCount) {
   ASSERT_TRUE(Open());
   ASSERT_NO_FATAL_FAILURE(WriteRange(1, 100));
   const uint64_t live = log_->bytes();
-  Close();
+  Close();  // seals the active segment: its footer
   auto segs = test::SegmentFiles(options_.dir);
-  EXPECT_EQ(live, SizeOf(segs, 0, segs.size()));
+  EXPECT_EQ(live + SegmentFooterSize(), SizeOf(segs, 0, segs.size()));
   ASSERT_TRUE(Open());
-  EXPECT_EQ(log_->bytes(), live);
+  EXPECT_EQ(log_->bytes(), SizeOf(segs, 0, segs.size()));
 }
 
 TEST_F(LogTest, CompletionsRunOnlyFromRunCompletions) {
@@ -390,9 +390,9 @@ TEST_F(LogTest, RecordExactlyFillsSegment) {
   auto segs = test::SegmentFiles(options_.dir);
   ASSERT_EQ(segs.size(), 2u);
   EXPECT_EQ(segs[0].first_seq, 1u);
-  EXPECT_EQ(segs[0].size, 4096u);
+  EXPECT_EQ(segs[0].size, 4096u + SegmentFooterSize()) << "sealed: records, then the footer";
   EXPECT_EQ(segs[1].first_seq, 2u);
-  EXPECT_EQ(segs[1].size, kSegmentHeaderSize + RecordSize(1));
+  EXPECT_EQ(segs[1].size, kSegmentHeaderSize + RecordSize(1) + SegmentFooterSize());
   ASSERT_TRUE(Open());
   std::vector<ReadRecord> read = ReadAll(1);
   ASSERT_EQ(read.size(), 2u);
@@ -410,7 +410,7 @@ TEST_F(LogTest, TwoRecordsExactlyFillSegment) {
   Close();
   auto segs = test::SegmentFiles(options_.dir);
   ASSERT_EQ(segs.size(), 2u);
-  EXPECT_EQ(segs[0].size, 4096u);
+  EXPECT_EQ(segs[0].size, 4096u + SegmentFooterSize());
   EXPECT_EQ(segs[1].first_seq, 3u);
 }
 
@@ -425,7 +425,7 @@ TEST_F(LogTest, RecordOneByteTooBigForSegmentGetsItsOwn) {
   auto segs = test::SegmentFiles(options_.dir);
   ASSERT_EQ(segs.size(), 3u);
   EXPECT_EQ(segs[1].first_seq, 2u);
-  EXPECT_EQ(segs[1].size, kSegmentHeaderSize + RecordSize(over));
+  EXPECT_EQ(segs[1].size, kSegmentHeaderSize + RecordSize(over) + SegmentFooterSize());
   EXPECT_EQ(segs[2].first_seq, 3u);
   ASSERT_TRUE(Open());
   std::vector<ReadRecord> read = ReadAll(1);
@@ -725,7 +725,8 @@ TEST_F(LogTest, ReclaimUnlinksSegmentsBelowCursor) {
   EXPECT_EQ(report.segments, 3u);
   EXPECT_EQ(report.next_seq, last + 1);
   EXPECT_EQ(log_->LoadedCursor("a"), cursor);
-  EXPECT_EQ(log_->bytes(), before - SizeOf(segs, 0, 4));
+  // Closing sealed the segment that was active: its footer is the difference.
+  EXPECT_EQ(log_->bytes(), before - SizeOf(segs, 0, 4) + SegmentFooterSize());
 }
 
 TEST_F(LogTest, CursorOneShortOfSegmentStartKeepsThatSegment) {
