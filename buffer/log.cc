@@ -572,7 +572,12 @@ void Log::PublishCompletions(std::vector<Completion>* done) {
 // synced, and the directory synced before any record in it can be acknowledged, so a
 // crash can never leave an acknowledged record in a file the directory does not list.
 Status Log::RollSegment(size_t first_record_bytes) {
-  if (active_fd_ >= 0) SealActive();
+  if (active_fd_ >= 0) {
+    SealActive();
+    // A failed footer sync is an fsync error like any other: this batch fails too.
+    std::lock_guard lock(mu_);
+    if (!fatal_.ok()) return fatal_;
+  }
   uint64_t capacity = std::max<uint64_t>(segment_bytes_, kSegmentHeaderSize + first_record_bytes);
   std::string path = SegDir() + "/" + SegmentFileName(next_seq_);
   int fd = -1;
