@@ -4,7 +4,7 @@ BUILD_TYPE ?= Release
 JOBS ?= $(shell nproc)
 CONFIG ?= examples/sluice.yaml
 
-.PHONY: deps configure build run test bench format clean
+.PHONY: deps configure build run test bench format clean sanitize tsan fuzz ci
 
 deps:
 	@scripts/install-deps
@@ -23,6 +23,29 @@ test: build
 
 bench: build
 	bench/run
+
+# What CI runs after `make test`: the suite again under AddressSanitizer and
+# UndefinedBehaviorSanitizer (the slow torture/deploy/benchmark labels excepted), the
+# writer-thread hand-off under ThreadSanitizer, and every fuzzer for FUZZ_SECONDS.
+SANITIZE_TARGETS = sluice common_test config_test limiter_test buffer_test buffer_crash_test \
+	proxy_test e2e_test harness_test
+
+sanitize: deps
+	@cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSLUICE_SANITIZE=ON >/dev/null
+	@cmake --build build-asan -j $(JOBS) --target $(SANITIZE_TARGETS)
+	cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  ctest --output-on-failure -j $(JOBS) -L "unit|buffer|limiter|proxy|e2e"
+
+tsan: deps
+	@cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSLUICE_TSAN=ON >/dev/null
+	@cmake --build build-tsan -j $(JOBS) --target buffer_test buffer_crash_test
+	cd build-tsan && TSAN_OPTIONS=halt_on_error=1 ctest --output-on-failure -j $(JOBS) -L buffer
+
+fuzz: deps
+	tests/fuzz/run-fuzzers
+
+ci: test sanitize tsan fuzz
 
 format:
 	clang-format -i $$(git ls-files '*.h' '*.cc')

@@ -134,9 +134,11 @@ class ClientConnection {
     }
   }
 
+  // One buffer per pool, as in the server: each read is consumed before the next.
   static void OnAlloc(uv_handle_t* handle, size_t, uv_buf_t* buf) {
     auto* self = static_cast<ClientConnection*>(handle->data);
-    *buf = uv_buf_init(self->read_buf_, sizeof(self->read_buf_));
+    auto& shared = self->pool_->read_buffer_;
+    *buf = uv_buf_init(shared.data(), static_cast<unsigned>(shared.size()));
   }
 
   static void OnRead(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) {
@@ -277,7 +279,6 @@ class ClientConnection {
   bool closing_ = false;
   bool resolving_ = false;  // a uv_getaddrinfo callback is still due
   int handles_closed_ = 0;
-  char read_buf_[16 * 1024];
 };
 
 HttpClientPool::HttpClientPool(uv_loop_t* loop, std::string host, uint16_t port,

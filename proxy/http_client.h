@@ -3,6 +3,7 @@
 #include <llhttp.h>
 #include <uv.h>
 
+#include <array>
 #include <functional>
 #include <memory>
 #include <string>
@@ -59,6 +60,7 @@ class HttpClientPool {
   size_t max_response_body_;
   std::vector<ClientConnection*> idle_;
   std::vector<ClientConnection*> all_;
+  std::array<char, 64 * 1024> read_buffer_;  // shared by the pool's connections
   bool closing_ = false;
 };
 

@@ -141,9 +141,13 @@ class ServerConnection {
     if (self->eof_ && self->slots_.empty() && self->writes_in_flight_ == 0) self->Close();
   }
 
+  // One read buffer for the whole server: libuv hands it to exactly one read callback,
+  // which parses (and copies what it keeps) before the next allocation. Memory per idle
+  // connection stays small, so max_connections bounds it cheaply.
   static void OnAlloc(uv_handle_t* handle, size_t, uv_buf_t* buf) {
     auto* self = static_cast<ServerConnection*>(handle->data);
-    *buf = uv_buf_init(self->read_buf_, sizeof(self->read_buf_));
+    auto& shared = self->server_->read_buffer_;
+    *buf = uv_buf_init(shared.data(), static_cast<unsigned>(shared.size()));
   }
 
   static void OnRead(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) {
@@ -218,7 +222,6 @@ class ServerConnection {
   bool close_after_write_ = false;
   int writes_in_flight_ = 0;
   int handles_closed_ = 0;
-  char read_buf_[64 * 1024];
 };
 
 void Responder::Send(int status, const HeaderList& headers, std::string_view body, bool close) {

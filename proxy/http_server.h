@@ -2,6 +2,7 @@
 
 #include <uv.h>
 
+#include <array>
 #include <deque>
 #include <functional>
 #include <memory>
@@ -87,7 +88,8 @@ class HttpServer {
   Options options_;
   Handler handler_;
   RejectObserver reject_observer_;
-  uv_tcp_t* listener_ = nullptr;  // freed in its close callback
+  uv_tcp_t* listener_ = nullptr;             // freed in its close callback
+  std::array<char, 64 * 1024> read_buffer_;  // shared by all connections (see OnAlloc)
   std::deque<ServerConnection*> connections_;
 };
 
