@@ -200,7 +200,7 @@ bool Downstream::Answer(Connection* conn, HttpMessage message) {
     responder = responder_;
   }
   Reply reply = responder(request);
-  request.answered_status = reply.status;
+  request.answered_status = reply.reset ? 0 : reply.status;
   {
     std::lock_guard<std::mutex> lock(mu_);
     requests_.push_back(request);
@@ -208,6 +208,12 @@ bool Downstream::Answer(Connection* conn, HttpMessage message) {
   arrived_.notify_all();
 
   if (reply.delay.count() > 0 && !SleepUnlessStopped(reply.delay)) return false;
+  if (reply.reset) {
+    // close() in Serve() then sends RST instead of FIN, discarding unread input.
+    linger abort{1, 0};
+    ::setsockopt(conn->fd, SOL_SOCKET, SO_LINGER, &abort, sizeof abort);
+    return false;
+  }
   std::string out =
       "HTTP/1.1 " + std::to_string(reply.status) + " " + ReasonPhrase(reply.status) + "\r\n";
   for (const auto& [k, v] : reply.headers) out += k + ": " + v + "\r\n";

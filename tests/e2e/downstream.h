@@ -39,6 +39,9 @@ struct Reply {
   Headers headers;
   std::string body;
   Millis delay{0};  // wait this long before answering (cut short by Stop())
+  // Instead of answering, abort the connection with a TCP reset (SO_LINGER 0), after
+  // `delay`. The request is recorded with answered_status 0.
+  bool reset = false;
 };
 
 // Decides the reply; called on a connection thread, without the downstream's lock held.
