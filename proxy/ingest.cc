@@ -189,11 +189,7 @@ void Ingest::Queue(HttpRequest&& request, Responder responder, const config::Rou
                                  });
   if (!s.ok()) {
     if (s.code() == common::Status::Code::kBusy) {
-      metrics_.IngestRejected("queue_full").Increment();
-      Answer(responder, route.name, started, 503,
-             {{"Retry-After", std::to_string(RetryAfterSeconds())},
-              {"Content-Type", "application/json"}},
-             JsonError("queue_full"));
+      AnswerQueueFull(responder, route.name, started);
       return;
     }
     Answer(responder, route.name, started, 500, kJson, JsonError("storage_failure"),
@@ -244,11 +240,7 @@ void Ingest::Settle(const std::shared_ptr<PendingAnswer>& p) {
            AcceptedBody(p->id, p->targets));
     on_durable_(p->targets);
   } else if (s.IsNoSpace()) {
-    metrics_.IngestRejected("queue_full").Increment();
-    Answer(p->responder, p->route, p->started, 503,
-           {{"Retry-After", std::to_string(RetryAfterSeconds())},
-            {"Content-Type", "application/json"}},
-           JsonError("queue_full"));
+    AnswerQueueFull(p->responder, p->route, p->started);
   } else {
     Answer(p->responder, p->route, p->started, 500, {{"Content-Type", "application/json"}},
            JsonError("storage_failure"), /*close=*/true);
@@ -306,6 +298,17 @@ void Ingest::PassThrough(HttpRequest&& request, Responder responder, const confi
                  return;
              }
            });
+}
+
+// Buffer at max_bytes (or the disk full): 503 with the time the oldest segment needs to
+// drain at the measured rate.
+void Ingest::AnswerQueueFull(Responder& responder, const std::string& route,
+                             common::Duration started) {
+  metrics_.IngestRejected("queue_full").Increment();
+  Answer(
+      responder, route, started, 503,
+      {{"Retry-After", std::to_string(RetryAfterSeconds())}, {"Content-Type", "application/json"}},
+      JsonError("queue_full"));
 }
 
 int Ingest::RetryAfterSeconds() const {

@@ -54,6 +54,7 @@ class Ingest {
   void Settle(const std::shared_ptr<PendingAnswer>& pending);
   void PassThrough(HttpRequest&& request, Responder responder, const config::Route& route,
                    common::Duration started);
+  void AnswerQueueFull(Responder& responder, const std::string& route, common::Duration started);
   // Seconds a client should wait before retrying a full queue: until the oldest segment
   // is drained at the rate the targets have been draining.
   int RetryAfterSeconds() const;
