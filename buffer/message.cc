@@ -43,6 +43,20 @@ std::string EncodeMessage(const Message& m) {
   return out;
 }
 
+bool DecodeMessageTargets(std::string_view payload, std::vector<std::string_view>* targets) {
+  targets->clear();
+  ByteReader r(payload);
+  if (r.U8() != kMessageVersion) return false;
+  r.Take(16);       // id
+  r.Take(r.U16());  // method
+  r.Take(r.U32());  // request-target
+  r.Take(r.U16());  // client address
+  r.Take(r.U16());  // route
+  uint8_t count = r.U8();
+  for (int i = 0; i < count && !r.failed(); ++i) targets->push_back(r.Take(r.U8()));
+  return !r.failed();
+}
+
 std::optional<Message> DecodeMessage(std::string_view payload) {
   ByteReader r(payload);
   if (r.U8() != kMessageVersion) return std::nullopt;

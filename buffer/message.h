@@ -31,5 +31,9 @@ std::string EncodeMessage(const Message& m);
 // nullopt when the payload is malformed (the record CRC matched, but the content is not
 // a message this version understands).
 std::optional<Message> DecodeMessage(std::string_view payload);
+// Only the target list (views into `payload`), without copying headers and body: what
+// start-up needs to count each target's queue. False when the payload is malformed up
+// to the list.
+bool DecodeMessageTargets(std::string_view payload, std::vector<std::string_view>* targets);
 
 }  // namespace sluice::buffer

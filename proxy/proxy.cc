@@ -167,13 +167,14 @@ Status Proxy::Start() {
 
 Status Proxy::CountQueued(std::map<std::string, uint64_t>* queued) {
   uint64_t from = UINT64_MAX;
-  std::map<std::string, uint64_t> cursors;
+  std::map<std::string, uint64_t, std::less<>> cursors;  // finds by string_view
   for (const auto& t : config_.targets) {
     cursors[t.name] = log_->LoadedCursor(t.name);
     from = std::min(from, cursors[t.name]);
     (*queued)[t.name] = 0;
   }
   buffer::LogReader reader(*log_, from);
+  std::vector<std::string_view> targets;
   buffer::RecordHeader header;
   std::string payload;
   Status error;
@@ -181,11 +182,10 @@ Status Proxy::CountQueued(std::map<std::string, uint64_t>* queued) {
     auto result = reader.Next(&header, &payload, &error);
     if (result == buffer::LogReader::Result::kCaughtUp) break;
     if (result == buffer::LogReader::Result::kError) return error;
-    auto message = buffer::DecodeMessage(payload);
-    if (!message) continue;
-    for (const auto& target : message->targets) {
+    if (!buffer::DecodeMessageTargets(payload, &targets)) continue;
+    for (std::string_view target : targets) {
       auto it = cursors.find(target);
-      if (it != cursors.end() && header.seq >= it->second) ++(*queued)[target];
+      if (it != cursors.end() && header.seq >= it->second) ++(*queued)[it->first];
     }
   }
   return Status::OK();

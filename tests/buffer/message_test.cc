@@ -203,3 +203,24 @@ TEST_F(MessageTest, MutatedPayloadsNeverCrash) {
 
 }  // namespace
 }  // namespace sluice::buffer
+
+namespace sluice::buffer {
+namespace {
+
+TEST(DecodeMessageTargetsTest, ReadsJustTheTargetList) {
+  Message m;
+  m.method = "POST";
+  m.target = "/orders";
+  m.targets = {"orders", "audit"};
+  m.headers = {{"A", std::string(1000, 'a')}};
+  m.body = std::string(5000, 'b');
+  std::string payload = EncodeMessage(m);
+  std::vector<std::string_view> targets;
+  ASSERT_TRUE(DecodeMessageTargets(payload, &targets));
+  EXPECT_EQ(targets, (std::vector<std::string_view>{"orders", "audit"}));
+  EXPECT_FALSE(DecodeMessageTargets(payload.substr(0, 20), &targets));
+  EXPECT_FALSE(DecodeMessageTargets("", &targets));
+}
+
+}  // namespace
+}  // namespace sluice::buffer
