@@ -1,0 +1,600 @@
+// Fuzzes crash recovery: buffer::Log::Open over a segment file of arbitrary content,
+// then buffer::LogReader over everything it kept, Close, and a second Open.
+//
+// Input: byte 0 selects options (below), byte 1 a sequence number, the rest is the
+// segment's body: it is written after a valid segment header (EncodeSegmentHeader) as
+// <dir>/seg/00000000000000000001.log.
+//   kFixCrcs       walk the body as records and make their header and payload CRCs
+//                  right, so that lengths, versions, flags, sequence numbers, footers and
+//                  padding get explored (a mutated CRC is otherwise just "corrupt").
+//   kAppend        after reading, append one record and read it back: recovery left the
+//                  log writable at the right sequence.
+//   kOlder         the fuzzed segment is not the tail: a valid segment starting at
+//                  K = 2 + byte1 % 32, one record and no footer (a crash), follows it.
+//                  The fuzzed one is then an older segment: kept if its footer matches
+//                  its place, otherwise cut after its last record in sequence and sealed.
+//   kDeadLetters   the body is also written as dead/t.log, the dead-letter file.
+//   kRawHeader     the body's first 32 bytes replace the segment header.
+//   kIdempotency   the body is also written as an idempotency/ keys file.
+//
+// Properties: Open succeeds and never crashes, hangs or leaks memory or descriptors; the
+// records read are exactly those an independent scan of the file (written from the
+// format in record.h and segment.h) finds whole, valid and in sequence, in order, and
+// nothing else; the tail is cut right after the last of them and sealed with a footer;
+// dead letters and idempotency keys load as their files hold them; a second recovery of
+// what the first one left changes nothing.
+//
+// Known bugs, reported and not fixed yet (reproducers in crashes/recovery/): an older
+// segment that recovery seals short of the next segment's first_seq is found unsealed
+// again at every start; a footer record inside a dead-letter file is not cut off. With
+// SLUICE_FUZZ_SKIP_KNOWN=1 in the environment those two checks are skipped, to fuzz past
+// them; CI leaves it unset.
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "buffer/dead_letter.h"
+#include "buffer/idempotency.h"
+#include "buffer/log.h"
+#include "buffer/log_reader.h"
+#include "buffer/record.h"
+#include "buffer/segment.h"
+#include "common/crc32c.h"
+
+namespace {
+
+namespace buffer = sluice::buffer;
+namespace crc32c = sluice::common::crc32c;
+using sluice::common::Status;
+
+enum Option : uint8_t {
+  kFixCrcs = 1 << 0,
+  kAppend = 1 << 1,
+  kOlder = 1 << 2,
+  kDeadLetters = 1 << 3,
+  kRawHeader = 1 << 4,
+  kIdempotency = 1 << 5,
+};
+constexpr const char* kTarget = "t";
+constexpr size_t kFooterSize = buffer::kRecordHeaderSize + 16;  // payload: first_seq, records
+
+[[noreturn]] void Fail(const std::string& what) {
+  std::fprintf(stderr, "recovery_fuzzer: %s\n", what.c_str());
+  std::abort();
+}
+
+void Check(bool ok, const std::string& what) {
+  if (!ok) Fail(what);
+}
+
+void CheckOk(const Status& s, const char* what) {
+  if (!s.ok()) Fail(std::string(what) + ": " + s.ToString());
+}
+
+uint16_t LoadU16(const char* p) {
+  uint16_t v;
+  std::memcpy(&v, p, 2);
+  return v;
+}
+
+uint32_t LoadU32(const char* p) {
+  uint32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+
+uint64_t LoadU64(const char* p) {
+  uint64_t v;
+  std::memcpy(&v, p, 8);
+  return v;
+}
+
+void StoreU32(char* p, uint32_t v) { std::memcpy(p, &v, 4); }
+
+// One scratch directory per process, emptied before every input.
+const std::filesystem::path& Root() {
+  static const std::filesystem::path root = [] {
+    const char* tmp = std::getenv("TMPDIR");
+    std::string pattern = std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") +
+                          "/sluice-recovery-fuzzer.XXXXXX";
+    if (mkdtemp(pattern.data()) == nullptr) Fail("mkdtemp " + pattern + ": " + strerror(errno));
+    std::atexit([] {
+      std::error_code ec;
+      std::filesystem::remove_all(Root(), ec);
+    });
+    return std::filesystem::path(pattern);
+  }();
+  return root;
+}
+
+void WriteFile(const std::filesystem::path& path, std::string_view bytes) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) Fail("open " + path.string() + ": " + strerror(errno));
+  size_t done = 0;
+  while (done < bytes.size()) {
+    ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) Fail("write " + path.string() + ": " + strerror(errno));
+    done += static_cast<size_t>(n);
+  }
+  ::close(fd);
+}
+
+// Size of a file, or nullopt when it does not exist.
+std::optional<uint64_t> FileSize(const std::filesystem::path& path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) return std::nullopt;
+  return static_cast<uint64_t>(st.st_size);
+}
+
+size_t OpenDescriptors() {
+  size_t n = 0;
+  DIR* d = ::opendir("/proc/self/fd");
+  if (d == nullptr) return 0;
+  while (readdir(d) != nullptr) ++n;
+  ::closedir(d);
+  return n;
+}
+
+// Makes the CRCs of the records laid out in `body` (from offset 0) right, as far as
+// their lengths lead; stops at a zero header or a record that runs past the end.
+void FixCrcs(std::string* body) {
+  static const char kZeros[buffer::kRecordHeaderSize] = {};
+  size_t off = 0;
+  while (off + buffer::kRecordHeaderSize <= body->size()) {
+    char* h = body->data() + off;
+    if (std::memcmp(h, kZeros, sizeof(kZeros)) == 0) break;
+    uint32_t len = LoadU32(h + 4);
+    if (len > body->size() - off - buffer::kRecordHeaderSize) break;
+    StoreU32(h + 28, crc32c::Mask(crc32c::Value(h + buffer::kRecordHeaderSize, len)));
+    StoreU32(h, crc32c::Mask(crc32c::Value(h + 4, buffer::kRecordHeaderSize - 4)));
+    off += buffer::RecordSize(len);
+  }
+}
+
+// ---- The reference reading of the format, from record.h and segment.h, not from the
+// code under test.
+
+struct RawRecord {
+  uint64_t seq;
+  uint64_t ingest_unix_ns;
+  uint16_t flags;
+  std::string payload;
+  size_t next;  // offset of what follows, padding included
+};
+
+// The record at `offset` if it is whole, both CRCs match and its version is known.
+std::optional<RawRecord> ParseRecord(std::string_view file, size_t offset) {
+  if (offset + buffer::kRecordHeaderSize > file.size()) return std::nullopt;
+  const char* h = file.data() + offset;
+  uint32_t len = LoadU32(h + 4);
+  if (crc32c::Unmask(LoadU32(h)) != crc32c::Value(h + 4, buffer::kRecordHeaderSize - 4)) {
+    return std::nullopt;
+  }
+  if (LoadU16(h + 26) != 1 || len > file.size() - offset - buffer::kRecordHeaderSize) {
+    return std::nullopt;
+  }
+  std::string_view payload = file.substr(offset + buffer::kRecordHeaderSize, len);
+  if (crc32c::Unmask(LoadU32(h + 28)) != crc32c::Value(payload.data(), payload.size())) {
+    return std::nullopt;
+  }
+  return RawRecord{LoadU64(h + 8), LoadU64(h + 16), LoadU16(h + 24), std::string(payload),
+                   offset + buffer::kRecordHeaderSize + ((len + 7) & ~size_t{7})};
+}
+
+bool IsFooter(const RawRecord& r) { return (r.flags & 1) != 0; }
+
+// A footer's (first_seq, end_seq) when it is well formed: 16 bytes of payload,
+// first_seq and a record count that adds up to the end_seq in its header.
+std::optional<std::pair<uint64_t, uint64_t>> FooterSpan(const RawRecord& r) {
+  if (!IsFooter(r) || r.payload.size() != 16) return std::nullopt;
+  uint64_t first = LoadU64(r.payload.data());
+  uint64_t records = LoadU64(r.payload.data() + 8);
+  if (r.seq - first != records) return std::nullopt;
+  return std::make_pair(first, r.seq);
+}
+
+struct ExpectedRecord {
+  uint64_t seq;
+  uint64_t ingest_unix_ns;
+  std::string payload;
+};
+
+// A segment read from its header: records in sequence from first_seq, up to anything
+// else; a footer that matches what came before seals it.
+struct SegmentView {
+  std::vector<ExpectedRecord> records;
+  uint64_t end = buffer::kSegmentHeaderSize;  // after the last record (or the footer)
+  uint64_t end_seq = 0;
+  bool sealed = false;
+};
+
+SegmentView ReferenceSegment(std::string_view file, uint64_t first_seq) {
+  SegmentView v;
+  v.end_seq = first_seq;
+  size_t offset = buffer::kSegmentHeaderSize;
+  while (auto r = ParseRecord(file, offset)) {
+    if (IsFooter(*r)) {
+      auto span = FooterSpan(*r);
+      v.sealed = span && span->first == first_seq && span->second == v.end_seq;
+      if (v.sealed) v.end = r->next;
+      break;
+    }
+    if (r->seq != v.end_seq) break;
+    v.records.push_back({r->seq, r->ingest_unix_ns, r->payload});
+    ++v.end_seq;
+    offset = v.end = r->next;
+  }
+  return v;
+}
+
+// True when the file ends with a footer for [first_seq, end_seq).
+bool EndsWithFooter(std::string_view file, uint64_t first_seq, uint64_t end_seq) {
+  if (file.size() < buffer::kSegmentHeaderSize + kFooterSize) return false;
+  auto r = ParseRecord(file, file.size() - kFooterSize);
+  if (!r) return false;
+  auto span = FooterSpan(*r);
+  return span && span->first == first_seq && span->second == end_seq;
+}
+
+// Records of a headerless file (dead letters, idempotency keys) from offset 0, up to the
+// first that is not a whole valid message record. *end is the offset after the last;
+// *footer (optional) tells whether what stopped it is a well-formed footer record.
+std::vector<RawRecord> ReferenceRecords(std::string_view file, uint64_t* end,
+                                        bool* footer = nullptr) {
+  std::vector<RawRecord> out;
+  *end = 0;
+  if (footer != nullptr) *footer = false;
+  size_t offset = 0;
+  while (auto r = ParseRecord(file, offset)) {
+    if (IsFooter(*r)) {
+      if (footer != nullptr) *footer = FooterSpan(*r).has_value();
+      break;
+    }
+    offset = *end = r->next;
+    out.push_back(std::move(*r));
+  }
+  return out;
+}
+
+// ---- Checks against the Log.
+
+// Wakes the fuzzer thread when the log's writer has completions for it.
+struct Wake {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool woken = false;
+};
+
+void ReadAll(buffer::LogReader* reader, const std::vector<ExpectedRecord>& expected,
+             const char* where) {
+  for (const ExpectedRecord& e : expected) {
+    buffer::RecordHeader h;
+    std::string payload;
+    Status error;
+    auto result = reader->Next(&h, &payload, &error);
+    CheckOk(error, "LogReader::Next");
+    Check(result == buffer::LogReader::Result::kRecord,
+          std::string(where) + ": a record recovery should have kept was not read, seq " +
+              std::to_string(e.seq));
+    Check(h.seq == e.seq && h.ingest_unix_ns == e.ingest_unix_ns && payload == e.payload,
+          std::string(where) + ": read a different record than the one on disk, seq " +
+              std::to_string(e.seq) + " (read seq " + std::to_string(h.seq) + ")");
+    Check(buffer::PayloadMatches(h, payload), "LogReader returned a payload failing its CRC");
+  }
+  buffer::RecordHeader h;
+  std::string payload;
+  Status error;
+  auto result = reader->Next(&h, &payload, &error);
+  CheckOk(error, "LogReader::Next");
+  Check(result == buffer::LogReader::Result::kCaughtUp,
+        std::string(where) + ": read a record beyond those recovery should keep, seq " +
+            std::to_string(h.seq));
+}
+
+// The dead-letter file as the store must see it: every whole record counted, the ones
+// holding a dead letter listed, a torn end cut off.
+void CheckDeadLetters(const buffer::Log& log, const std::vector<RawRecord>& records,
+                      const std::filesystem::path& file, std::string_view body, uint64_t end,
+                      bool ends_at_footer) {
+  Check(log.DeadLetterCount(kTarget) == records.size(),
+        "dead letters counted " + std::to_string(log.DeadLetterCount(kTarget)) +
+            ", the file holds " + std::to_string(records.size()));
+  std::vector<buffer::DeadLetter> letters;
+  CheckOk(log.ListDeadLetters(kTarget, &letters), "ListDeadLetters");
+  size_t i = 0;
+  for (const RawRecord& r : records) {
+    auto dl = buffer::DecodeDeadLetterPayload(r.payload, r.seq, r.ingest_unix_ns);
+    if (!dl) continue;
+    Check(i < letters.size(), "a dead letter is missing from the list");
+    Check(letters[i].seq == dl->seq && letters[i].payload == dl->payload &&
+              letters[i].reason == dl->reason && letters[i].target == kTarget,
+          "a listed dead letter differs from the file");
+    ++i;
+  }
+  Check(i == letters.size(), "the list holds dead letters the file does not");
+  // Known bug (crashes/recovery/): a footer record in a dead-letter file is kept, so
+  // letters appended after it are lost at the next start.
+  static const bool skip_known = std::getenv("SLUICE_FUZZ_SKIP_KNOWN") != nullptr;
+  if (skip_known && ends_at_footer) return;
+  Check(FileSize(file) == std::min<uint64_t>(end, body.size()),
+        "the dead-letter file was not cut right after its last letter");
+}
+
+// Keys loaded at Open: the entries of the file that expire after `now` (the clock is
+// real: entries expiring while Open ran may go either way).
+void CheckIdempotencyKeys(buffer::Log* log, const std::vector<RawRecord>& records,
+                          uint64_t before_ns, uint64_t after_ns) {
+  std::vector<buffer::IdempotencyEntry> loaded = log->TakeLoadedIdempotencyKeys();
+  size_t sure = 0;
+  size_t maybe = 0;
+  for (const RawRecord& r : records) {
+    auto e = buffer::DecodeIdempotencyEntry(r.payload);
+    if (!e) continue;
+    if (e->expires_unix_ns > after_ns) ++sure;
+    if (e->expires_unix_ns > before_ns) ++maybe;
+  }
+  Check(loaded.size() >= sure && loaded.size() <= maybe,
+        "idempotency keys loaded: " + std::to_string(loaded.size()) + ", the file holds " +
+            std::to_string(sure) + " live ones");
+  for (const auto& e : loaded) {
+    Check(e.expires_unix_ns > before_ns, "an expired idempotency key was loaded");
+  }
+}
+
+uint64_t UnixNowNs() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                   std::chrono::system_clock::now().time_since_epoch())
+                                   .count());
+}
+
+void RunOne(uint8_t options, uint8_t k_byte, std::string body) {
+  const std::filesystem::path dir = Root() / "log";
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir / "seg");
+  std::filesystem::create_directories(dir / "dead");
+  std::filesystem::create_directories(dir / "idempotency");
+
+  if (options & kFixCrcs) FixCrcs(&body);
+  std::string seg(buffer::kSegmentHeaderSize, '\0');
+  buffer::EncodeSegmentHeader(1, seg.data());
+  if ((options & kRawHeader) && body.size() >= buffer::kSegmentHeaderSize) seg.clear();
+  seg += body;
+  const std::filesystem::path seg1 = dir / "seg" / buffer::SegmentFileName(1);
+  WriteFile(seg1, seg);
+
+  const bool older = (options & kOlder) != 0;
+  const uint64_t k = 2 + k_byte % 32;
+  const std::string tail_payload = "tail record " + std::to_string(k);
+  const std::filesystem::path seg_k = dir / "seg" / buffer::SegmentFileName(k);
+  if (older) {
+    std::string tail(buffer::kSegmentHeaderSize + buffer::RecordSize(tail_payload.size()), '\0');
+    buffer::EncodeSegmentHeader(k, tail.data());
+    buffer::EncodeRecordHeader(k, 7, 0, tail_payload, tail.data() + buffer::kSegmentHeaderSize);
+    std::memcpy(tail.data() + buffer::kSegmentHeaderSize + buffer::kRecordHeaderSize,
+                tail_payload.data(), tail_payload.size());
+    WriteFile(seg_k, tail);
+  }
+  const std::filesystem::path dead_file = dir / "dead" / (std::string(kTarget) + ".log");
+  if (options & kDeadLetters) WriteFile(dead_file, body);
+  if (options & kIdempotency) {
+    WriteFile(dir / "idempotency" / "00000000000000000001.log", body);
+  }
+
+  // What recovery must find and keep.
+  const SegmentView view = ReferenceSegment(seg, 1);
+  const bool header_ok = seg.size() >= buffer::kSegmentHeaderSize &&
+                         buffer::DecodeSegmentHeader(seg.data()) == uint64_t{1};
+  std::vector<ExpectedRecord> expected;  // what a reader from 1 gets, in order
+  for (const auto& r : view.records) {
+    if (!older || r.seq < k) expected.push_back(r);
+  }
+  const uint64_t seg1_readable = expected.size();
+  if (older) expected.push_back({k, 7, tail_payload});
+  uint64_t dead_end = 0;
+  bool dead_footer = false;
+  const std::vector<RawRecord> dead_records = ReferenceRecords(body, &dead_end, &dead_footer);
+  uint64_t unused = 0;
+  const std::vector<RawRecord> in_file = ReferenceRecords(
+      std::string_view(seg).substr(std::min(seg.size(), buffer::kSegmentHeaderSize)), &unused);
+
+  const size_t fds_before = OpenDescriptors();
+  auto wake = std::make_shared<Wake>();
+  buffer::LogOptions lo;
+  lo.dir = dir.string();
+  lo.segment_bytes = 4096;
+  lo.max_bytes = 1 << 20;
+  lo.fsync = buffer::FsyncPolicy::kNever;
+  lo.targets = {kTarget};
+  lo.wake = [wake] {
+    std::lock_guard lock(wake->mu);
+    wake->woken = true;
+    wake->cv.notify_all();
+  };
+  uint64_t next_seq = 0;
+  uint64_t skipped = 0;
+  std::optional<uint64_t> seg1_size;
+  {
+    std::unique_ptr<buffer::Log> log;
+    buffer::RecoveryReport report;
+    const uint64_t before_ns = UnixNowNs();
+    CheckOk(buffer::Log::Open(lo, &log, &report), "Log::Open");
+    const uint64_t after_ns = UnixNowNs();
+    next_seq = report.next_seq;
+    seg1_size = FileSize(seg1);
+
+    if (older) {
+      Check(report.next_seq == k + 1, "the valid tail segment was not recovered whole");
+      Check(report.segments == 2 && seg1_size.has_value(), "an older segment went missing");
+      Check(report.truncated_bytes == 0, "bytes cut from a whole tail");
+      Check(FileSize(seg_k) ==
+                buffer::kSegmentHeaderSize + buffer::RecordSize(tail_payload.size()) + kFooterSize,
+            "the tail segment was not sealed right after its record");
+      if (EndsWithFooter(seg, 1, k)) {
+        Check(report.unsealed_segments == 0 && seg1_size == seg.size(),
+              "recovery changed an older segment sealed at its place");
+      } else {
+        Check(report.unsealed_segments == 1, "an unsealed older segment was not counted");
+        Check(seg1_size == view.end + kFooterSize,
+              "an unsealed older segment was not cut after its last record in sequence and "
+              "sealed (size " +
+                  std::to_string(seg1_size.value_or(0)) + ", expected " +
+                  std::to_string(view.end + kFooterSize) + ")");
+      }
+    } else if (view.records.empty()) {
+      Check(report.next_seq == 1 && report.segments == 0 && report.removed_segments == 1,
+            "a tail segment without a whole record must be removed, the log starting at 1");
+      Check(!seg1_size.has_value(), "an empty tail segment is still on disk");
+    } else {
+      Check(report.next_seq == view.end_seq,
+            "recovery kept " + std::to_string(report.next_seq - 1) + " records, the file holds " +
+                std::to_string(view.end_seq - 1) + " whole valid ones in sequence");
+      Check(report.truncated_bytes == (seg.size() > view.end ? seg.size() - view.end : 0),
+            "truncated_bytes is not the cut tail");
+      // Sealed already: cut after the footer. Otherwise: cut after the last record (its
+      // padding included) and sealed with a footer there.
+      uint64_t want = view.sealed ? view.end : view.end + kFooterSize;
+      Check(seg1_size == want,
+            "the tail segment was not cut and sealed right after its last "
+            "record (size " +
+                std::to_string(seg1_size.value_or(0)) + ", expected " + std::to_string(want) + ")");
+      Check(report.damaged_headers == (header_ok ? 0u : 1u), "damaged_headers miscounted");
+    }
+
+    buffer::LogReader reader(*log, 1);
+    ReadAll(&reader, expected, "after recovery");
+    skipped = older ? (k - 1) - seg1_readable : 0;
+    Check(reader.skipped() == skipped, "LogReader::skipped() is not the number of lost records");
+
+    // A reader starting in the middle positions itself (LogReader::Position).
+    const uint64_t start = 1 + body.size() % next_seq;
+    {
+      buffer::LogReader middle(*log, start);
+      if (!older || start <= seg1_readable || start >= k) {
+        std::vector<ExpectedRecord> suffix;
+        for (const auto& e : expected) {
+          if (e.seq >= start) suffix.push_back(e);
+        }
+        ReadAll(&middle, suffix, "from the middle");
+      } else {
+        // Past the readable part of an older segment: whatever comes before the tail
+        // must be a record of that file with the sequence number asked for.
+        uint64_t want = start;
+        for (;;) {
+          buffer::RecordHeader h;
+          std::string payload;
+          Status error;
+          auto result = middle.Next(&h, &payload, &error);
+          CheckOk(error, "LogReader::Next");
+          Check(result == buffer::LogReader::Result::kRecord, "the tail record was not reached");
+          if (h.seq == k) {
+            Check(payload == tail_payload, "the tail record read wrong");
+            break;
+          }
+          Check(h.seq == want, "a reader skipped within a segment or went backwards");
+          bool found = false;
+          for (const auto& r : in_file) found = found || (r.seq == h.seq && r.payload == payload);
+          Check(found, "a reader returned a record that is not in the file");
+          ++want;
+        }
+        Check(want - start + middle.skipped() == k - start, "records read and skipped miscount");
+        ReadAll(&middle, {}, "from the damaged middle");
+      }
+    }
+
+    if (options & kAppend) {
+      std::optional<Status> appended;
+      uint64_t got_seq = 0;
+      std::string payload = "appended after recovery";
+      CheckOk(log->Append(payload, 42,
+                          [&](const Status& s, uint64_t seq) {
+                            appended = s;
+                            got_seq = seq;
+                          }),
+              "Log::Append");
+      auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+      while (!appended) {
+        {
+          std::unique_lock lock(wake->mu);
+          if (!wake->cv.wait_until(lock, deadline, [&] { return wake->woken; })) {
+            Fail("an append after recovery never completed");
+          }
+          wake->woken = false;
+        }
+        log->RunCompletions();
+      }
+      CheckOk(*appended, "append after recovery");
+      Check(got_seq == next_seq, "an append after recovery got seq " + std::to_string(got_seq) +
+                                     ", expected " + std::to_string(next_seq));
+      expected.push_back({next_seq, 42, payload});
+      ++next_seq;
+      ReadAll(&reader, {expected.back()}, "after an append");
+    }
+
+    if (options & kDeadLetters)
+      CheckDeadLetters(*log, dead_records, dead_file, body, dead_end, dead_footer);
+    if (options & kIdempotency) {
+      uint64_t keys_end = 0;
+      CheckIdempotencyKeys(log.get(), ReferenceRecords(body, &keys_end), before_ns, after_ns);
+    }
+    log->Close();
+  }
+  Check(OpenDescriptors() == fds_before, "file descriptors leaked across Open/Close");
+
+  // Recovering what a recovery left (a crash right after start-up) finds the same log and
+  // changes nothing.
+  {
+    seg1_size = FileSize(seg1);
+    std::unique_ptr<buffer::Log> log;
+    buffer::RecoveryReport report;
+    CheckOk(buffer::Log::Open(lo, &log, &report), "Log::Open again");
+    Check(report.next_seq == next_seq, "a second recovery found a different end");
+    Check(report.truncated_bytes == 0 && report.removed_segments == 0,
+          "a second recovery cut more");
+    // Known bug (crashes/recovery/): an older segment sealed short of the next one's
+    // first_seq fails CheckFooter again at every start, and is re-scanned and re-sealed.
+    static const bool skip_known = std::getenv("SLUICE_FUZZ_SKIP_KNOWN") != nullptr;
+    if (!(skip_known && older)) {
+      Check(report.unsealed_segments == 0,
+            "a segment sealed by the first recovery was found unsealed by the second");
+      Check(FileSize(seg1) == seg1_size, "a second recovery changed the first segment (size " +
+                                             std::to_string(seg1_size.value_or(0)) + " -> " +
+                                             std::to_string(FileSize(seg1).value_or(0)) + ")");
+    }
+    buffer::LogReader reader(*log, 1);
+    ReadAll(&reader, expected, "after a second recovery");
+    Check(reader.skipped() == skipped, "a second recovery lost different records");
+    if (options & kDeadLetters)
+      CheckDeadLetters(*log, dead_records, dead_file, body, dead_end, dead_footer);
+    log->Close();
+  }
+  Check(OpenDescriptors() == fds_before, "file descriptors leaked across a second Open/Close");
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  if (size < 2) return -1;
+  RunOne(data[0], data[1], std::string(reinterpret_cast<const char*>(data) + 2, size - 2));
+  return 0;
+}
