@@ -43,13 +43,16 @@ Status DeadLetterStore::Scan(int fd, uint64_t size, std::vector<DeadLetter>* out
   std::string payload;
   Status io;
   *count = 0;
+  *valid_end = 0;
+  // The valid end is after the last whole letter: anything else (a torn letter, or a
+  // footer-flagged record, which is never written here) is cut at Open.
   while (scanner.Next(&header, &payload, &io) == SegmentScanner::Result::kRecord) {
+    *valid_end = scanner.offset();
     ++*count;
     if (out == nullptr) continue;
     auto letter = DecodeDeadLetterPayload(payload, header.seq, header.ingest_unix_ns);
     if (letter) out->push_back(std::move(*letter));
   }
-  *valid_end = scanner.offset();
   return io;
 }
 

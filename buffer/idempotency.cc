@@ -159,10 +159,11 @@ Status IdempotencyFiles::StartFile(uint64_t now_unix_ns) {
   Close();
   if (!active_.path.empty()) sealed_.push_back(active_);
   char name[40];
+  // Named by the millisecond it starts: a restart never appends to an older file (whose
+  // tail might be torn), since start-up takes longer than that.
   std::snprintf(name, sizeof(name), "%020llu.log",
-                static_cast<unsigned long long>(now_unix_ns / 1'000'000'000));
+                static_cast<unsigned long long>(now_unix_ns / 1'000'000));
   active_ = File{dir_ + "/" + name, 0};
-  // A second file in the same second appends to it (O_APPEND semantics via size).
   Status s = fs_.Open(active_.path, O_RDWR | O_CREAT, &active_fd_);
   if (s.ok()) s = fs_.FileSize(active_fd_, &active_size_);
   if (s.ok()) s = fs_.SyncDir(dir_);

@@ -51,7 +51,7 @@ class IdempotencyIndex {
   uint64_t evicted_ = 0;
 };
 
-// The durable side: idempotency/<first entry's unix seconds>.log, records in the log's
+// The durable side: idempotency/<unix milliseconds at its start>.log, records in the log's
 // framing. A file is deleted once every entry in it has expired. Writer thread only.
 class IdempotencyFiles {
  public:

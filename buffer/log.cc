@@ -147,7 +147,8 @@ Status Log::Recover(RecoveryReport* report) {
     ++report->unsealed_segments;
     SegmentEnd found;
     s = ScanSegment(segments_[i], &found);
-    if (s.ok()) s = SealSegment(segments_[i], found.end, found.end_seq);
+    if (s.ok() && !found.sealed) s = SealSegment(segments_[i], found.end, found.end_seq);
+    if (s.ok() && found.sealed) segments_[i].size = found.end;
     if (!s.ok()) return s;
   }
   for (const auto& seg : segments_) total += seg.size;
@@ -240,8 +241,10 @@ Status Log::CheckFooter(Segment* segment, uint64_t next_first_seq, bool* sealed)
     std::string payload;
     SegmentFooter footer;
     Status io;
+    // A footer may end short of the next segment: records lost to a crash under
+    // fsync: interval/never (readers skip the gap and count it). It is still sealed.
     if (scanner.Next(&rh, &payload, &io, &footer) == SegmentScanner::Result::kSealed &&
-        footer.first_seq == segment->first_seq && footer.end_seq == next_first_seq) {
+        footer.first_seq == segment->first_seq && footer.end_seq <= next_first_seq) {
       *sealed = true;
       segment->size = size;
     }

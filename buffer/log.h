@@ -191,7 +191,6 @@ class Log {
     bool header_ok = false;
     bool sealed = false;  // ends with a matching footer
   };
-  struct Segment;
   common::Status ScanSegment(const Segment& segment, SegmentEnd* out);
   common::Status SealSegment(Segment& segment, uint64_t end, uint64_t end_seq);
   common::Status WriteFooter(int fd, Segment& segment, uint64_t end, uint64_t end_seq);

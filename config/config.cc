@@ -5,6 +5,7 @@
 
 #include <fcntl.h>
 #include <unistd.h>
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -12,6 +13,7 @@
 #include <cstring>
 #include <exception>
 #include <limits>
+#include <sstream>
 
 #include "config/address.h"
 #include "config/env_expand.h"
@@ -454,6 +456,67 @@ std::optional<std::string> ConfigParser::ReadTargetName(const Field& field, cons
   return std::nullopt;
 }
 
+// Counts documents (up to two) with the event parser instead of YAML::LoadAll, which
+// loops forever allocating on some inputs in yaml-cpp 0.7 (e.g. a file that is just
+// ","; yaml-cpp issue 1040): --check and a SIGHUP reload must never hang.
+struct DocumentCount {
+  int documents = 0;
+  YAML::Mark second;   // the first node of the second document
+  bool stuck = false;  // the parser stopped making progress (the 0.7 bug)
+};
+
+class DocumentCounter final : public YAML::EventHandler {
+ public:
+  explicit DocumentCounter(DocumentCount* count) : count_(count) {}
+  void OnDocumentStart(const YAML::Mark& mark) override {
+    if (count_->documents > 0 && mark.pos <= last_start_) count_->stuck = true;
+    last_start_ = mark.pos;
+    ++count_->documents;
+  }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark& mark, YAML::anchor_t) override { Node(mark); }
+  void OnAlias(const YAML::Mark& mark, YAML::anchor_t) override { Node(mark); }
+  void OnScalar(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                const std::string&) override {
+    Node(mark);
+  }
+  void OnSequenceStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {
+    Node(mark);
+  }
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {
+    Node(mark);
+  }
+  void OnMapEnd() override {}
+
+ private:
+  void Node(const YAML::Mark& mark) {
+    if (count_->documents == 2 && !seen_second_) {
+      count_->second = mark;
+      seen_second_ = true;
+    }
+  }
+  DocumentCount* count_;
+  int last_start_ = -1;
+  bool seen_second_ = false;
+};
+
+// Counts documents with the event parser instead of YAML::LoadAll, which loops forever
+// allocating on some inputs in yaml-cpp 0.7 (e.g. a file that is just ","; yaml-cpp
+// issue 1040): --check and a SIGHUP reload must never hang.
+DocumentCount CountDocuments(std::string_view yaml) {
+  constexpr int kEnough = 64;  // past this the exact number does not matter
+  DocumentCount count;
+  std::istringstream in{std::string(yaml)};
+  YAML::Parser parser(in);
+  DocumentCounter counter(&count);
+  while (count.documents < kEnough && !count.stuck && parser.HandleNextDocument(counter)) {
+  }
+  return count;
+}
+
 LoadResult Load(std::string_view yaml, const std::string& file, const EnvLookup& env) {
   ErrorList errors(file);
   Config config;
@@ -461,16 +524,21 @@ LoadResult Load(std::string_view yaml, const std::string& file, const EnvLookup&
   // yaml-cpp reports syntax errors, and could report misuse, by exception; nothing may
   // escape a config load (it also runs on reload, inside the event loop).
   try {
-    std::vector<YAML::Node> documents = YAML::LoadAll(std::string(yaml));
-    if (documents.size() > 1) {
-      errors.Add(documents[1].Mark(), "yaml",
-                 "expected one document, found " + std::to_string(documents.size()));
-    } else if (documents.empty() || documents[0].IsNull()) {
-      errors.Add(YAML::Mark(), "(root)",
-                 "the file is empty; expected a mapping with at least \"targets\"");
+    DocumentCount count = CountDocuments(yaml);
+    if (count.stuck) {
+      errors.Add(YAML::Mark(), "yaml", "not a YAML document sluice can read");
+    } else if (count.documents > 1) {
+      errors.Add(count.second, "yaml",
+                 "expected one document, found " + std::to_string(count.documents));
     } else {
-      YamlReader reader(&errors, env);
-      ConfigParser(reader).Parse(YamlReader::Root(documents[0]), &config);
+      YAML::Node document = count.documents == 0 ? YAML::Node() : YAML::Load(std::string(yaml));
+      if (!document.IsDefined() || document.IsNull()) {
+        errors.Add(YAML::Mark(), "(root)",
+                   "the file is empty; expected a mapping with at least \"targets\"");
+      } else {
+        YamlReader reader(&errors, env);
+        ConfigParser(reader).Parse(YamlReader::Root(document), &config);
+      }
     }
   } catch (const YAML::Exception& e) {
     errors.Add(e.mark, "yaml", e.msg);

@@ -54,6 +54,7 @@ int RequestParser::OnMessageBegin() {
   value_.clear();
   in_value_ = false;
   header_bytes_ = 0;
+  headers_done_ = false;
   in_request_ = true;
   if (callbacks_.on_message_begin) callbacks_.on_message_begin();
   return 0;
@@ -84,6 +85,14 @@ int RequestParser::OnHeaderValue(const char* at, size_t n) {
 }
 
 int RequestParser::OnHeaderValueComplete() {
+  if (headers_done_) {
+    // A chunked body's trailer field: not merged into the headers (RFC 9110 6.5.1);
+    // sluice forwards the re-framed body without trailers.
+    field_.clear();
+    value_.clear();
+    in_value_ = false;
+    return 0;
+  }
   if (request_.headers.size() >= limits_.max_headers) return Fail(431, "too many headers");
   if (!AddHeaderBytes(4)) return Fail(431, "headers too large");  // ": " and CRLF
   request_.headers.emplace_back(std::move(field_), std::move(value_));
@@ -94,6 +103,7 @@ int RequestParser::OnHeaderValueComplete() {
 }
 
 int RequestParser::OnHeadersComplete() {
+  headers_done_ = true;
   request_.method = llhttp_method_name(static_cast<llhttp_method_t>(parser_.method));
   request_.version_major = parser_.http_major;
   request_.version_minor = parser_.http_minor;

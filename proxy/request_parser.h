@@ -61,6 +61,7 @@ class RequestParser {
   std::string field_;
   std::string value_;
   bool in_value_ = false;
+  bool headers_done_ = false;  // later fields are trailers
   uint64_t header_bytes_ = 0;
   bool in_request_ = false;
   int error_status_ = 0;

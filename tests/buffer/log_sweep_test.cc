@@ -138,5 +138,31 @@ TEST_F(LogSweepTest, OlderSegmentWithoutFooterIsScannedAndSealed) {
   EXPECT_EQ(records.back().payload, PayloadFor(30, 500));
 }
 
+// Records lost at the end of an older segment (fsync: never, then a crash) leave a gap
+// before the next segment: sealed once, then left alone at every later start.
+TEST_F(LogSweepTest, OlderSegmentEndingInAGapIsSealedOnce) {
+  ASSERT_TRUE(Open());
+  std::vector<std::string> payloads;
+  for (uint64_t i = 1; i <= 30; ++i) payloads.push_back(PayloadFor(i, 500));
+  WriteAll(payloads);
+  Close();
+  std::string first = SegmentPath(1);
+  // Drop the footer and the last record of the first segment.
+  uint64_t size = fs::file_size(first);
+  fs::resize_file(first, size - SegmentFooterSize() - RecordSize(500));
+  RecoveryReport report;
+  ASSERT_TRUE(Open(&report));
+  EXPECT_EQ(report.unsealed_segments, 1u);
+  uint64_t sealed_size = fs::file_size(first);
+  uint64_t skipped = 0;
+  EXPECT_EQ(ReadAll(1, &skipped).size(), 29u);
+  EXPECT_EQ(skipped, 1u) << "the lost record is skipped and counted";
+  Close();
+  RecoveryReport again;
+  ASSERT_TRUE(Open(&again));
+  EXPECT_EQ(again.unsealed_segments, 0u);
+  EXPECT_EQ(fs::file_size(first), sealed_size) << "not sealed a second time";
+}
+
 }  // namespace
 }  // namespace sluice::buffer::test

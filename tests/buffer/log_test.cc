@@ -459,7 +459,9 @@ TEST_F(LogTest, FourKibSegmentsRollThousandsOfTimesUnderAFollowingReader) {
   options_.fsync = FsyncPolicy::kNever;
   ASSERT_TRUE(Open());
   const uint64_t kRecords = 50'000;
-  LogReader reader(*log_, 1);
+  // On the heap: it must be gone before Reopen() frees the Log it reads.
+  auto owned_reader = std::make_unique<LogReader>(*log_, 1);
+  LogReader& reader = *owned_reader;
   uint64_t next_read = 1;
   RecordHeader h;
   std::string payload;
@@ -500,6 +502,7 @@ TEST_F(LogTest, FourKibSegmentsRollThousandsOfTimesUnderAFollowingReader) {
   const size_t segments = log_->segment_count();
   EXPECT_GE(segments, 2000u);
   EXPECT_EQ(test::SegmentFiles(options_.dir).size(), segments);
+  owned_reader.reset();
 
   RecoveryReport report;
   ASSERT_TRUE(Reopen(&report));

@@ -291,6 +291,13 @@ TEST(ConfigErrors, MoreThanOneDocument) {
             Lines{"sluice.yaml:4:1: yaml: expected one document, found 2"});
 }
 
+// yaml-cpp 0.7's LoadAll never returns on these (issue 1040): the load must, with an error.
+TEST(ConfigErrors, InputThatHangsYamlCppLoadAllIsAnError) {
+  EXPECT_EQ(LoadErrors(","), Lines{"sluice.yaml:1:1: yaml: not a YAML document sluice can read"});
+  EXPECT_EQ(LoadErrors("targets:\n  a: {url: http://a}\n---\n,\n"),
+            Lines{"sluice.yaml:1:1: yaml: not a YAML document sluice can read"});
+}
+
 TEST(ConfigErrors, WrongNodeType) {
   EXPECT_EQ(LoadErrors("targets:\n  - app\n"),
             Lines{"sluice.yaml:2:3: targets: expected a mapping, got a list"});

@@ -52,6 +52,16 @@ TEST_F(RequestParserTest, ChunkedBodyIsReassembled) {
   EXPECT_EQ(requests_[0].body, "abcdefg");
 }
 
+TEST_F(RequestParserTest, TrailersAreNotMergedIntoHeaders) {
+  ASSERT_TRUE(
+      Feed("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+           "3\r\nabc\r\n0\r\nIdempotency-Key: sneaky\r\n\r\n"));
+  ASSERT_EQ(requests_.size(), 1u);
+  EXPECT_EQ(requests_[0].body, "abc");
+  EXPECT_EQ(FindHeader(requests_[0].headers, "Idempotency-Key"), nullptr);
+  EXPECT_EQ(requests_[0].headers.size(), 2u);
+}
+
 TEST_F(RequestParserTest, OneByteAtATimeGivesTheSameRequest) {
   ASSERT_TRUE(FeedByteByByte(
       "PUT /a HTTP/1.1\r\nHost: h\r\nX-Long: value\r\nContent-Length: 3\r\n\r\nxyz"));
