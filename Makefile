@@ -22,7 +22,7 @@ test: build
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS)
 
 bench: build
-	bench/run
+	BUILD_DIR=$(BUILD_DIR) bench/run
 
 # What CI runs after `make test`: the suite again under AddressSanitizer and
 # UndefinedBehaviorSanitizer (the slow torture/deploy/benchmark labels excepted), the
