@@ -123,15 +123,8 @@ Status Log::Recover(RecoveryReport* report) {
       s = SealSegment(tail, found.end, found.end_seq);
       if (!s.ok()) return s;
     } else {
-      tail.size = found.end;
-      if (found.file_size > found.end) {
-        // Zeros or junk after a footer (a crash between its sync and the cut).
-        int fd = -1;
-        s = fs_.Open(tail.path, O_RDWR, &fd);
-        if (s.ok()) s = fs_.Truncate(fd, found.end, tail.path);
-        if (fd >= 0) (void)fs_.Close(fd);
-        if (!s.ok()) return s;
-      }
+      s = CutAfterFooter(tail, found);
+      if (!s.ok()) return s;
     }
     next_seq_ = found.end_seq;
     break;
@@ -148,7 +141,7 @@ Status Log::Recover(RecoveryReport* report) {
     SegmentEnd found;
     s = ScanSegment(segments_[i], &found);
     if (s.ok() && !found.sealed) s = SealSegment(segments_[i], found.end, found.end_seq);
-    if (s.ok() && found.sealed) segments_[i].size = found.end;
+    if (s.ok() && found.sealed) s = CutAfterFooter(segments_[i], found);
     if (!s.ok()) return s;
   }
   for (const auto& seg : segments_) total += seg.size;
@@ -199,6 +192,18 @@ Status Log::ScanSegment(const Segment& segment, SegmentEnd* out) {
     }
   }
   (void)fs_.Close(fd);
+  return s;
+}
+
+// Zeros or junk after a footer (a crash between its sync and the cut): cut them, so
+// that the footer is the file's end and the next start finds the segment sealed.
+Status Log::CutAfterFooter(Segment& segment, const SegmentEnd& found) {
+  segment.size = found.end;
+  if (found.file_size <= found.end) return Status::OK();
+  int fd = -1;
+  Status s = fs_.Open(segment.path, O_RDWR, &fd);
+  if (s.ok()) s = fs_.Truncate(fd, found.end, segment.path);
+  if (fd >= 0) (void)fs_.Close(fd);
   return s;
 }
 

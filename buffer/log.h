@@ -193,6 +193,7 @@ class Log {
   };
   common::Status ScanSegment(const Segment& segment, SegmentEnd* out);
   common::Status SealSegment(Segment& segment, uint64_t end, uint64_t end_seq);
+  common::Status CutAfterFooter(Segment& segment, const SegmentEnd& found);
   common::Status WriteFooter(int fd, Segment& segment, uint64_t end, uint64_t end_seq);
   common::Status CheckFooter(Segment* segment, uint64_t next_first_seq, bool* sealed);
   common::Status OpenCursors();
