@@ -17,11 +17,8 @@ Status WriteLetter(FileSystem& fs, int fd, uint64_t offset, const DeadLetter& le
   std::string payload = EncodeDeadLetterPayload(letter);
   char header[kRecordHeaderSize];
   EncodeRecordHeader(letter.seq, letter.ingest_unix_ns, 0, payload, header);
-  static const char kPadding[8] = {};
-  size_t pad = PaddedSize(payload.size()) - payload.size();
-  std::vector<iovec> iov{{header, sizeof(header)}, {payload.data(), payload.size()}};
-  if (pad > 0) iov.push_back({const_cast<char*>(kPadding), pad});
-  *written = RecordSize(payload.size());
+  std::vector<iovec> iov;
+  *written = AppendRecordIovecs(header, payload, &iov);
   return fs.PwriteAll(fd, std::move(iov), offset);
 }
 

@@ -182,18 +182,13 @@ Status IdempotencyFiles::Append(const std::vector<IdempotencyEntry>& entries, ui
   std::vector<char> headers(entries.size() * kRecordHeaderSize);
   std::vector<iovec> iov;
   payloads.reserve(entries.size());
-  static const char kPadding[8] = {};
   uint64_t bytes = 0;
   for (size_t i = 0; i < entries.size(); ++i) {
     payloads.push_back(EncodeIdempotencyEntry(entries[i]));
     const std::string& p = payloads.back();
     char* h = headers.data() + i * kRecordHeaderSize;
     EncodeRecordHeader(0, now_unix_ns, 0, p, h);
-    iov.push_back({h, kRecordHeaderSize});
-    iov.push_back({const_cast<char*>(p.data()), p.size()});
-    size_t pad = PaddedSize(p.size()) - p.size();
-    if (pad > 0) iov.push_back({const_cast<char*>(kPadding), pad});
-    bytes += RecordSize(p.size());
+    bytes += AppendRecordIovecs(h, p, &iov);
     active_.max_expires_unix_ns = std::max(active_.max_expires_unix_ns, entries[i].expires_unix_ns);
   }
   s = fs_.PwriteAll(active_fd_, std::move(iov), active_size_);

@@ -477,7 +477,7 @@ void Log::WriterMain() {
     }
     if (now - last_cursor_sync_ >= options_.cursor_sync_interval) SyncCursorsAndReclaim();
   }
-  SyncCursorsAndReclaim();
+  // The last cursor sync is Close()'s, after the completions that may still move them.
   dead_->CloseAll();
   keys_->Close();
 }
@@ -491,7 +491,6 @@ void Log::WriteBatch(std::vector<Pending>* batch) {
   }
   if (!fatal.ok()) return Fail(batch, 0, fatal);  // Fail takes mu_ itself
   std::vector<char> headers(batch->size() * kRecordHeaderSize);
-  static const char kPadding[8] = {};
   size_t i = 0;
   while (i < batch->size()) {
     size_t first_size = RecordSize((*batch)[i].payload.size());
@@ -510,11 +509,7 @@ void Log::WriteBatch(std::vector<Pending>* batch) {
       if (active_offset_ + run_bytes + size > active_capacity_) break;
       char* h = headers.data() + i * kRecordHeaderSize;
       EncodeRecordHeader(next_seq_ + (i - run_start), p.ingest_unix_ns, 0, p.payload, h);
-      iov.push_back({h, kRecordHeaderSize});
-      iov.push_back({p.payload.data(), p.payload.size()});
-      size_t pad = PaddedSize(p.payload.size()) - p.payload.size();
-      if (pad > 0) iov.push_back({const_cast<char*>(kPadding), pad});
-      run_bytes += size;
+      run_bytes += AppendRecordIovecs(h, p.payload, &iov);
       ++i;
     }
     Status s = fs_.PwriteAll(active_fd_, std::move(iov), run_offset);

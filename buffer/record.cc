@@ -37,6 +37,15 @@ HeaderState DecodeRecordHeader(const char* in, RecordHeader* out) {
   return HeaderState::kValid;
 }
 
+size_t AppendRecordIovecs(const char* header, std::string_view payload, std::vector<iovec>* iov) {
+  static const char kPadding[8] = {};
+  iov->push_back({const_cast<char*>(header), kRecordHeaderSize});
+  iov->push_back({const_cast<char*>(payload.data()), payload.size()});
+  size_t pad = PaddedSize(payload.size()) - payload.size();
+  if (pad > 0) iov->push_back({const_cast<char*>(kPadding), pad});
+  return RecordSize(payload.size());
+}
+
 bool PayloadMatches(const RecordHeader& header, std::string_view payload) {
   return payload.size() == header.payload_len &&
          crc32c::Unmask(header.payload_crc) == crc32c::Value(payload.data(), payload.size());

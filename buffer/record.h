@@ -1,10 +1,13 @@
 #pragma once
 
+#include <sys/uio.h>
+
 #include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/status.h"
 
@@ -48,6 +51,11 @@ void EncodeRecordHeader(uint64_t seq, uint64_t ingest_unix_ns, uint16_t flags,
 enum class HeaderState { kValid, kZero, kCorrupt };
 // Decodes and checks a header (not the payload). kZero: all 32 bytes are zero (end of data).
 HeaderState DecodeRecordHeader(const char* in, RecordHeader* out);
+
+// Appends the gather-write pieces of one framed record: the encoded `header`
+// (kRecordHeaderSize bytes, which must stay live), the payload and its zero padding.
+// Returns RecordSize(payload.size()).
+size_t AppendRecordIovecs(const char* header, std::string_view payload, std::vector<iovec>* iov);
 
 // Checks the payload against the header's CRC.
 bool PayloadMatches(const RecordHeader& header, std::string_view payload);

@@ -1,7 +1,6 @@
 #include "proxy/admin.h"
 
 #include <charconv>
-#include <ctime>
 #include <optional>
 
 #include "buffer/message.h"
@@ -37,17 +36,6 @@ std::optional<std::string> QueryParam(std::string_view target, std::string_view 
     query.remove_prefix(amp + 1);
   }
   return std::nullopt;
-}
-
-std::string Rfc3339(uint64_t unix_ns) {
-  std::time_t secs = static_cast<std::time_t>(unix_ns / 1'000'000'000);
-  std::tm tm;
-  gmtime_r(&secs, &tm);
-  char buf[64];
-  std::snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                static_cast<int>(unix_ns / 1'000'000 % 1000));
-  return buf;
 }
 
 // "/admin/targets/NAME/rest" -> NAME and "/rest".
@@ -254,7 +242,7 @@ void Admin::ListDeadLetters(Dispatcher& target, const HttpRequest& request, Resp
     if (emitted++ == limit) break;
     json.BeginObject();
     json.Key("id").String(id);
-    json.Key("received_at").String(Rfc3339(letter.ingest_unix_ns));
+    json.Key("received_at").String(logging::FormatUtc(letter.ingest_unix_ns));
     json.Key("attempts").Uint(letter.attempts);
     json.Key("last_status").Int(letter.last_status);
     json.Key("reason").String(letter.reason);

@@ -26,19 +26,18 @@ const char* LevelName(Level level) {
   return "info";
 }
 
-void AppendTimestamp(std::string* out) {
-  auto now = std::chrono::system_clock::now();
-  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
-  std::time_t secs = static_cast<std::time_t>(ms / 1000);
+}  // namespace
+
+std::string FormatUtc(uint64_t unix_ns) {
+  std::time_t secs = static_cast<std::time_t>(unix_ns / 1'000'000'000);
   std::tm tm;
   gmtime_r(&secs, &tm);
   char buf[64];
   std::snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                static_cast<int>(ms % 1000));
-  out->append(buf);
+                static_cast<int>(unix_ns / 1'000'000 % 1000));
+  return buf;
 }
-}  // namespace
 
 Field::Field(std::string_view k, double v) : key(k), quoted(false) {
   char buf[32];
@@ -102,7 +101,9 @@ void EmitFields(Level level, std::string_view msg, const std::vector<Field>& fie
   std::string line;
   line.reserve(128);
   line.append("{\"ts\":\"");
-  AppendTimestamp(&line);
+  auto now = std::chrono::system_clock::now().time_since_epoch();
+  line.append(FormatUtc(
+      static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(now).count())));
   line.append("\",\"level\":\"").append(LevelName(level)).append("\",\"msg\":\"");
   AppendJsonEscaped(&line, msg);
   line.push_back('"');
