@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "proxy/lazy_deadline.h"
 #include "proxy/net_address.h"
 
 namespace sluice::proxy {
@@ -46,8 +47,7 @@ class ClientConnection {
     response_ = HttpResponse();
     llhttp_init(&parser_, HTTP_RESPONSE, &settings_);
     parser_.data = this;
-    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(timeout).count();
-    uv_timer_start(&timer_, OnTimeout, static_cast<uint64_t>(std::max<int64_t>(ms, 1)), 0);
+    deadline_.Set(timeout);
     if (connected_) {
       WriteRequest();
     } else {
@@ -119,9 +119,18 @@ class ClientConnection {
     self->WriteRequest();
   }
 
+  // uv_try_write first, as in the server (see ServerConnection::WriteSlots): a request
+  // the socket takes whole costs no uv_write and no epoll re-arm afterwards. A failed
+  // try (reset, broken pipe) is left to uv_write to report.
   void WriteRequest() {
     idle_ = false;
     uv_buf_t buf = uv_buf_init(request_.data(), static_cast<unsigned>(request_.size()));
+    int tried = uv_try_write(reinterpret_cast<uv_stream_t*>(&tcp_), &buf, 1);
+    if (tried > 0) {
+      if (static_cast<size_t>(tried) == request_.size()) return;
+      buf.base += tried;
+      buf.len -= static_cast<size_t>(tried);
+    }
     write_req_.data = this;
     int rc = uv_write(&write_req_, reinterpret_cast<uv_stream_t*>(&tcp_), &buf, 1, OnWritten);
     if (rc != 0) Finish(ClientResult::Error::kConnectFailure, uv_strerror(rc));
@@ -174,6 +183,7 @@ class ClientConnection {
 
   static void OnTimeout(uv_timer_t* timer) {
     auto* self = static_cast<ClientConnection*>(timer->data);
+    if (!self->deadline_.Expired()) return;
     self->Finish(ClientResult::Error::kTimeout, "timeout");
   }
 
@@ -225,7 +235,7 @@ class ClientConnection {
 
   void Finish(ClientResult::Error error, std::string detail) {
     if (!done_) return;
-    uv_timer_stop(&timer_);
+    deadline_.Clear();
     // A reused keep-alive connection that the server had closed: try once more on a
     // fresh connection. The request was never processed (nothing came back).
     if (error == ClientResult::Error::kConnectFailure && reused_ && !got_response_bytes_) {
@@ -257,6 +267,7 @@ class ClientConnection {
   HttpClientPool* pool_;
   uv_tcp_t tcp_;
   uv_timer_t timer_;
+  LazyDeadline deadline_{&timer_, OnTimeout};  // the request's timeout
   uv_connect_t connect_req_;
   uv_getaddrinfo_t resolve_req_;
   uv_write_t write_req_;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "proxy/lazy_deadline.h"
 #include "proxy/logging.h"
 #include "proxy/net_address.h"
 
@@ -18,7 +19,8 @@ class ServerConnection {
                 RequestParser::Callbacks{
                     [this](const HttpRequest& r, bool expect) { OnHeaders(r, expect); },
                     [this](HttpRequest&& r) { OnRequest(std::move(r)); },
-                    [this] { OnMessageBegin(); }}) {
+                    [this] { OnMessageBegin(); }}),
+        deadline_(&timer_, OnTimer) {
     tcp_.data = this;
     timer_.data = this;
   }
@@ -33,7 +35,7 @@ class ServerConnection {
 
   void Start() {
     uv_timer_init(server_->loop_, &timer_);
-    ArmTimer(server_->options_.idle_timeout);
+    deadline_.Set(server_->options_.idle_timeout);
     uv_read_start(reinterpret_cast<uv_stream_t*>(&tcp_), OnAlloc, OnRead);
     reading_ = true;
   }
@@ -60,31 +62,34 @@ class ServerConnection {
   // A slot became ready: write every ready response at the head, in order.
   void Flush() {
     if (closing_) return;
-    std::vector<std::string> out;
+    size_t ready = 0;
     bool close = false;
-    while (!slots_.empty() && slots_.front()->ready) {
-      auto slot = std::move(slots_.front());
-      slots_.pop_front();
-      slot->conn = nullptr;
-      out.push_back(std::move(slot->bytes));
+    for (const auto& slot : slots_) {
+      if (!slot->ready) break;
+      ++ready;
       if (slot->close) {
         close = true;
         break;
       }
     }
+    if (ready > 0) WriteSlots(ready);
     if (close) {
       for (auto& slot : slots_) slot->conn = nullptr;
       slots_.clear();
       StopReading();
       close_after_write_ = true;
+      if (writes_in_flight_ == 0) {
+        Close();
+        return;
+      }
     }
-    if (!out.empty()) Write(std::move(out));
+    if (closing_) return;
     if (!close && !reading_ && !eof_ && slots_.size() < server_->options_.max_pipelined) {
       uv_read_start(reinterpret_cast<uv_stream_t*>(&tcp_), OnAlloc, OnRead);
       reading_ = true;
     }
     if (!close && eof_ && slots_.empty() && writes_in_flight_ == 0) Close();
-    if (!close && idle()) ArmTimer(server_->options_.idle_timeout);
+    if (!close && idle()) deadline_.Set(server_->options_.idle_timeout);
   }
 
  private:
@@ -106,9 +111,42 @@ class ServerConnection {
     reading_ = false;
   }
 
-  void ArmTimer(common::Duration d) {
-    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
-    uv_timer_start(&timer_, OnTimer, static_cast<uint64_t>(std::max<int64_t>(ms, 1)), 0);
+  // Writes the first n slots' responses and drops them. The socket usually takes them
+  // all at once (uv_try_write, no allocation); only what it does not take waits in a
+  // uv_write. libuv completes every uv_write through its pending queue and re-arms the
+  // socket's epoll watcher afterwards: one epoll_ctl per response, which writing
+  // directly avoids.
+  void WriteSlots(size_t n) {
+    auto& iov = server_->write_iov_;
+    iov.clear();
+    for (size_t i = 0; i < n; ++i) {
+      std::string& bytes = slots_[i]->bytes;
+      iov.push_back(uv_buf_init(bytes.data(), static_cast<unsigned>(bytes.size())));
+    }
+    size_t written = 0;
+    if (writes_in_flight_ == 0) {
+      int rc = uv_try_write(reinterpret_cast<uv_stream_t*>(&tcp_), iov.data(),
+                            static_cast<unsigned>(iov.size()));
+      if (rc > 0) written = static_cast<size_t>(rc);
+    }
+    std::vector<std::string> rest;
+    for (size_t i = 0; i < n; ++i) {
+      auto slot = std::move(slots_.front());
+      slots_.pop_front();
+      slot->conn = nullptr;
+      std::string& bytes = slot->bytes;
+      if (written >= bytes.size()) {
+        written -= bytes.size();
+        continue;
+      }
+      if (written > 0) {
+        bytes.erase(0, written);
+        written = 0;
+      }
+      rest.push_back(std::move(bytes));
+    }
+    // A failed uv_try_write (reset, broken pipe) is left to uv_write to report.
+    if (!rest.empty()) Write(std::move(rest));
   }
 
   void Write(std::vector<std::string> chunks) {
@@ -176,6 +214,7 @@ class ServerConnection {
 
   static void OnTimer(uv_timer_t* timer) {
     auto* self = static_cast<ServerConnection*>(timer->data);
+    if (!self->deadline_.Expired()) return;
     if (self->parser_.in_request()) {
       self->Reject(408);  // the request did not arrive within read_timeout
       self->Flush();
@@ -192,7 +231,7 @@ class ServerConnection {
     }
   }
 
-  void OnMessageBegin() { ArmTimer(server_->options_.read_timeout); }
+  void OnMessageBegin() { deadline_.Set(server_->options_.read_timeout); }
 
   void OnHeaders(const HttpRequest&, bool expect_continue) {
     // Only when nothing is queued ahead: an interim response must not overtake answers.
@@ -200,7 +239,10 @@ class ServerConnection {
   }
 
   void OnRequest(HttpRequest&& request) {
-    uv_timer_stop(&timer_);
+    deadline_.Clear();
+    // A response with Connection: close went (or is going) out: requests pipelined
+    // behind it are not processed (RFC 9112, 9.6).
+    if (closing_ || close_after_write_) return;
     bool keep_alive = request.keep_alive;
     auto slot = NewSlot();
     if (!keep_alive) {
@@ -215,6 +257,7 @@ class ServerConnection {
   RequestParser parser_;
   uv_tcp_t tcp_;
   uv_timer_t timer_;
+  LazyDeadline deadline_;  // read timeout while a request arrives, idle timeout between
   std::deque<std::shared_ptr<ResponseSlot>> slots_;
   bool reading_ = false;
   bool eof_ = false;

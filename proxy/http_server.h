@@ -7,6 +7,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "common/clock.h"
 #include "common/status.h"
@@ -90,6 +91,7 @@ class HttpServer {
   RejectObserver reject_observer_;
   uv_tcp_t* listener_ = nullptr;             // freed in its close callback
   std::array<char, 64 * 1024> read_buffer_;  // shared by all connections (see OnAlloc)
+  std::vector<uv_buf_t> write_iov_;          // scratch for one connection's write
   std::deque<ServerConnection*> connections_;
 };
 
