@@ -30,15 +30,18 @@ Uuid UuidV7Generator::Next(uint64_t unix_ms) {
   return id;
 }
 
-std::string Uuid::ToString() const {
+void Uuid::Format(char* out) const {
   static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(36);
   for (int i = 0; i < 16; ++i) {
-    if (i == 4 || i == 6 || i == 8 || i == 10) out.push_back('-');
-    out.push_back(kHex[bytes[i] >> 4]);
-    out.push_back(kHex[bytes[i] & 0xf]);
+    if (i == 4 || i == 6 || i == 8 || i == 10) *out++ = '-';
+    *out++ = kHex[bytes[i] >> 4];
+    *out++ = kHex[bytes[i] & 0xf];
   }
+}
+
+std::string Uuid::ToString() const {
+  std::string out(kTextSize, '\0');
+  Format(out.data());
   return out;
 }
 

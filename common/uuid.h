@@ -14,7 +14,10 @@ namespace sluice::common {
 // a millisecond, then 62 random bits that keep ids unique across restarts and processes.
 struct Uuid {
   std::array<uint8_t, 16> bytes{};
+  static constexpr size_t kTextSize = 36;
   std::string ToString() const;  // 8-4-4-4-12 lowercase hex
+  // The same text into out[0..36), without allocating.
+  void Format(char* out) const;
   static std::optional<Uuid> Parse(std::string_view text);
   auto operator<=>(const Uuid&) const = default;
 };

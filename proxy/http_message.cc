@@ -78,10 +78,16 @@ const char* ReasonPhrase(int status) {
   }
 }
 
-std::string SerializeResponse(int status, const HeaderList& headers, std::string_view body,
-                              bool close) {
+namespace {
+
+// Status line, headers, Content-Length, Connection: close, the empty line and the body,
+// into one string sized up front.
+template <typename Headers>
+std::string Serialize(int status, const Headers& headers, std::string_view body, bool close) {
+  size_t size = 96 + body.size();
+  for (const auto& [k, v] : headers) size += k.size() + v.size() + 4;
   std::string out;
-  out.reserve(128 + body.size());
+  out.reserve(size);
   out.append("HTTP/1.1 ").append(std::to_string(status)).append(" ").append(ReasonPhrase(status));
   out.append("\r\n");
   for (const auto& [k, v] : headers) out.append(k).append(": ").append(v).append("\r\n");
@@ -90,6 +96,18 @@ std::string SerializeResponse(int status, const HeaderList& headers, std::string
   out.append("\r\n");
   out.append(body);
   return out;
+}
+
+}  // namespace
+
+std::string SerializeResponse(int status, const HeaderList& headers, std::string_view body,
+                              bool close) {
+  return Serialize(status, headers, body, close);
+}
+
+std::string SerializeResponse(int status, std::initializer_list<HeaderField> headers,
+                              std::string_view body, bool close) {
+  return Serialize(status, headers, body, close);
 }
 
 }  // namespace sluice::proxy

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <initializer_list>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -8,6 +9,8 @@
 namespace sluice::proxy {
 
 using HeaderList = std::vector<std::pair<std::string, std::string>>;
+// A header the caller owns, for building answers without copying (see SerializeResponse).
+using HeaderField = std::pair<std::string_view, std::string_view>;
 
 bool EqualsIgnoreCase(std::string_view a, std::string_view b);
 // The first header named `name` (case-insensitive), or nullptr.
@@ -40,5 +43,8 @@ const char* ReasonPhrase(int status);
 // "Connection: close" when close is set.
 std::string SerializeResponse(int status, const HeaderList& headers, std::string_view body,
                               bool close);
+// The same from views: answers built from literals and ids allocate only the result.
+std::string SerializeResponse(int status, std::initializer_list<HeaderField> headers,
+                              std::string_view body, bool close);
 
 }  // namespace sluice::proxy

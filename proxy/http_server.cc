@@ -268,11 +268,21 @@ class ServerConnection {
 };
 
 void Responder::Send(int status, const HeaderList& headers, std::string_view body, bool close) {
+  if (slot_->ready) return;
+  Deliver(SerializeResponse(status, headers, body, slot_->close || close), close);
+}
+
+void Responder::Send(int status, std::initializer_list<HeaderField> headers,
+                     std::string_view body, bool close) {
+  if (slot_->ready) return;
+  Deliver(SerializeResponse(status, headers, body, slot_->close || close), close);
+}
+
+void Responder::Deliver(std::string bytes, bool close) {
   ResponseSlot& slot = *slot_;
-  if (slot.ready) return;
   slot.ready = true;
   slot.close = slot.close || close;
-  slot.bytes = SerializeResponse(status, headers, body, slot.close);
+  slot.bytes = std::move(bytes);
   if (slot.conn != nullptr) slot.conn->Flush();
 }
 

@@ -34,10 +34,14 @@ class Responder {
   explicit Responder(std::shared_ptr<ResponseSlot> slot, std::string peer_ip)
       : slot_(std::move(slot)), peer_ip_(std::move(peer_ip)) {}
   void Send(int status, const HeaderList& headers, std::string_view body, bool close = false);
+  void Send(int status, std::initializer_list<HeaderField> headers, std::string_view body,
+            bool close = false);
   bool connected() const { return slot_->conn != nullptr; }
   const std::string& peer_ip() const { return peer_ip_; }
 
  private:
+  void Deliver(std::string bytes, bool close);
+
   std::shared_ptr<ResponseSlot> slot_;
   std::string peer_ip_;
 };

@@ -46,10 +46,21 @@ Ingest::Ingest(const config::Config& config, buffer::Log& log, metrics::Metrics&
       on_fatal_(std::move(on_fatal)),
       forward_(std::move(forward)) {}
 
-void Ingest::Answer(Responder& responder, const std::string& route, common::Duration started,
-                    int status, const HeaderList& headers, std::string_view body, bool close) {
+void Ingest::CountAnswer(const std::string& route, common::Duration started, int status) {
   metrics_.HttpRequests(route, status).Increment();
   metrics_.RequestDuration(route).Observe(Seconds(clock_.Now() - started).count());
+}
+
+void Ingest::Answer(Responder& responder, const std::string& route, common::Duration started,
+                    int status, std::initializer_list<HeaderField> headers, std::string_view body,
+                    bool close) {
+  CountAnswer(route, started, status);
+  responder.Send(status, headers, body, close);
+}
+
+void Ingest::Answer(Responder& responder, const std::string& route, common::Duration started,
+                    int status, const HeaderList& headers, std::string_view body, bool close) {
+  CountAnswer(route, started, status);
   responder.Send(status, headers, body, close);
 }
 
@@ -101,8 +112,12 @@ uint64_t Fingerprint(std::string_view method, std::string_view target, std::stri
   return h;
 }
 
-std::string AcceptedBody(const std::string& id, const std::vector<std::string>& targets) {
-  std::string answer = "{\"id\":\"" + id + "\",\"targets\":[";
+std::string AcceptedBody(std::string_view id, const std::vector<std::string>& targets) {
+  size_t size = 32 + id.size();
+  for (const auto& t : targets) size += t.size() + 3;
+  std::string answer;
+  answer.reserve(size);
+  answer.append("{\"id\":\"").append(id).append("\",\"targets\":[");
   for (size_t i = 0; i < targets.size(); ++i) {
     answer.append(i ? ",\"" : "\"").append(targets[i]).append("\"");
   }
@@ -120,7 +135,7 @@ struct Ingest::PendingAnswer {
   Responder responder;
   std::string route;
   std::vector<std::string> targets;
-  std::string id;
+  common::Uuid id;
   std::optional<std::string> scoped_key;
   common::Duration started;
   size_t body_bytes = 0;
@@ -155,7 +170,9 @@ void Ingest::Queue(HttpRequest&& request, Responder responder, const config::Rou
                  {{"Retry-After", "1"}, {"Content-Type", "application/json"}},
                  JsonError("idempotency_key_in_progress"));
         } else {
-          std::string id = seen->entry.id.ToString();
+          char text[common::Uuid::kTextSize];
+          seen->entry.id.Format(text);
+          std::string_view id(text, sizeof(text));
           Answer(responder, route.name, started, 202,
                  {{"Sluice-Message-Id", id},
                   {"Sluice-Duplicate", "true"},
@@ -177,17 +194,28 @@ void Ingest::Queue(HttpRequest&& request, Responder responder, const config::Rou
   message.targets = route.queue;
   message.headers = std::move(request.headers);
   message.body = std::move(request.body);
+  std::string payload = buffer::EncodeMessage(message);
 
-  auto pending = std::make_shared<PendingAnswer>(PendingAnswer{
-      responder, route.name, route.queue, message.id.ToString(), scoped_key, started,
-      message.body.size(), scoped_key ? 2 : 1, common::Status::OK(), common::Status::OK()});
+  // Owned by the writes it waits for: the last Settle() deletes it. Two pointers keep
+  // the callbacks inside std::function's own storage (no allocation each).
+  auto* pending = new PendingAnswer{responder,
+                                    route.name,
+                                    std::move(message.targets),
+                                    message.id,
+                                    scoped_key,
+                                    started,
+                                    message.body.size(),
+                                    scoped_key ? 2 : 1,
+                                    common::Status::OK(),
+                                    common::Status::OK()};
 
-  common::Status s = log_.Append(buffer::EncodeMessage(message), now_ns,
+  common::Status s = log_.Append(std::move(payload), now_ns,
                                  [this, pending](const common::Status& st, uint64_t) {
                                    pending->record_status = st;
                                    Settle(pending);
                                  });
   if (!s.ok()) {
+    delete pending;
     if (s.code() == common::Status::Code::kBusy) {
       AnswerQueueFull(responder, route.name, started);
       return;
@@ -217,8 +245,9 @@ void Ingest::Queue(HttpRequest&& request, Responder responder, const config::Rou
   }
 }
 
-void Ingest::Settle(const std::shared_ptr<PendingAnswer>& p) {
+void Ingest::Settle(PendingAnswer* p) {
   if (--p->outstanding > 0) return;
+  std::unique_ptr<PendingAnswer> owned(p);
   --pending_;
   const common::Status& s = p->record_status;
   if (p->scoped_key) {
@@ -235,9 +264,12 @@ void Ingest::Settle(const std::shared_ptr<PendingAnswer>& p) {
       on_fatal_(p->key_status);  // the record is durable: answer 202, then stop
     }
     metrics_.received_bytes().Increment(static_cast<double>(p->body_bytes));
+    char text[common::Uuid::kTextSize];
+    p->id.Format(text);
+    std::string_view id(text, sizeof(text));
     Answer(p->responder, p->route, p->started, 202,
-           {{"Sluice-Message-Id", p->id}, {"Content-Type", "application/json"}},
-           AcceptedBody(p->id, p->targets));
+           {{"Sluice-Message-Id", id}, {"Content-Type", "application/json"}},
+           AcceptedBody(id, p->targets));
     on_durable_(p->targets);
   } else if (s.IsNoSpace()) {
     AnswerQueueFull(p->responder, p->route, p->started);

@@ -47,11 +47,17 @@ class Ingest {
 
  private:
   void Answer(Responder& responder, const std::string& route, common::Duration started, int status,
+              std::initializer_list<HeaderField> headers, std::string_view body,
+              bool close = false);
+  void Answer(Responder& responder, const std::string& route, common::Duration started, int status,
               const HeaderList& headers, std::string_view body, bool close = false);
+  void CountAnswer(const std::string& route, common::Duration started, int status);
   struct PendingAnswer;
   void Queue(HttpRequest&& request, Responder responder, const config::Route& route,
              common::Duration started);
-  void Settle(const std::shared_ptr<PendingAnswer>& pending);
+  // Called once by each write a pending answer waits for; the last one answers and
+  // frees it.
+  void Settle(PendingAnswer* pending);
   void PassThrough(HttpRequest&& request, Responder responder, const config::Route& route,
                    common::Duration started);
   void AnswerQueueFull(Responder& responder, const std::string& route, common::Duration started);

@@ -1,5 +1,7 @@
 #include "proxy/request_parser.h"
 
+#include <algorithm>
+
 namespace sluice::proxy {
 
 const llhttp_settings_t RequestParser::kSettings = [] {
@@ -50,6 +52,7 @@ bool RequestParser::AddHeaderBytes(size_t n) {
 
 int RequestParser::OnMessageBegin() {
   request_ = HttpRequest();
+  request_.headers.reserve(16);  // one allocation for a typical request's headers
   field_.clear();
   value_.clear();
   in_value_ = false;
@@ -115,6 +118,11 @@ int RequestParser::OnHeadersComplete() {
   }
   if ((parser_.flags & F_CONTENT_LENGTH) && parser_.content_length > limits_.max_body_bytes) {
     return Fail(413, "body too large");
+  }
+  // Sized up front, but only as far as a client cannot make idle connections hold
+  // memory they never send.
+  if (parser_.flags & F_CONTENT_LENGTH) {
+    request_.body.reserve(std::min<uint64_t>(parser_.content_length, 64 * 1024));
   }
   bool expect_continue = false;
   if (const std::string* expect = FindHeader(request_.headers, "Expect")) {
