@@ -322,27 +322,63 @@ uint64_t Log::LoadedCursor(const std::string& target) const {
 }
 
 Status Log::Append(std::string payload, uint64_t ingest_unix_ns, AppendDone done) {
-  std::lock_guard lock(mu_);
-  if (!fatal_.ok()) return fatal_;
+  if (failed_.load(std::memory_order_acquire)) {
+    std::lock_guard lock(mu_);
+    return fatal_;
+  }
   if (stopping_) return Status::Busy("log is closing");
   uint64_t size = RecordSize(payload.size());
-  if (bytes_.load(std::memory_order_relaxed) + pending_bytes_ + size >
+  if (bytes_.load(std::memory_order_relaxed) + pending_bytes_.load(std::memory_order_relaxed) +
+          size >
       max_bytes_.load(std::memory_order_relaxed)) {
     return Status::Busy("buffer full");
   }
-  pending_bytes_ += size;
-  pending_.push_back(Pending{std::move(payload), ingest_unix_ns, std::move(done)});
-  if (pending_.size() == 1) cv_.notify_one();
+  pending_bytes_.fetch_add(size, std::memory_order_relaxed);
+  if (options_.explicit_submit) {
+    staged_.push_back(Pending{std::move(payload), ingest_unix_ns, std::move(done)});
+    return Status::OK();
+  }
+  bool was_idle;
+  {
+    std::lock_guard lock(mu_);
+    was_idle = pending_.empty();
+    pending_.push_back(Pending{std::move(payload), ingest_unix_ns, std::move(done)});
+  }
+  if (was_idle) cv_.notify_one();
   return Status::OK();
 }
 
-void Log::RunCompletions() {
-  std::vector<Completion> done;
+void Log::Submit() {
+  if (staged_.empty()) return;
+  bool was_idle;
   {
     std::lock_guard lock(mu_);
-    done.swap(completed_);
+    was_idle = pending_.empty();
+    for (auto& p : staged_) pending_.push_back(std::move(p));
   }
-  for (auto& c : done) c.done(c.status, c.seq);
+  staged_.clear();
+  if (was_idle) cv_.notify_one();
+}
+
+void Log::RunCompletions() {
+  // running_ and completed_ trade places, keeping their capacity: no allocation per
+  // batch. A callback that runs completions again (re-entry) gets a vector of its own.
+  std::vector<Completion> reentered;
+  std::vector<Completion>& batch = running_completions_ ? reentered : running_;
+  {
+    std::lock_guard lock(mu_);
+    batch.swap(completed_);
+  }
+  bool outer = !running_completions_;
+  running_completions_ = true;
+  for (auto& c : batch) c.done(c.status, c.seq);
+  batch.clear();
+  if (outer) running_completions_ = false;
+}
+
+void Log::SetFatalLocked(const Status& status) {
+  fatal_ = status;
+  failed_.store(true, std::memory_order_release);
 }
 
 void Log::SetCursor(const std::string& target, uint64_t next_seq) {
@@ -351,6 +387,7 @@ void Log::SetCursor(const std::string& target, uint64_t next_seq) {
 }
 
 void Log::Close() {
+  Submit();
   {
     std::lock_guard lock(mu_);
     if (stopping_ && !writer_.joinable()) return;
@@ -472,7 +509,7 @@ void Log::WriterMain() {
       unsynced_writes_ = false;
       if (!s.ok()) {
         std::lock_guard lock(mu_);
-        fatal_ = s;
+        SetFatalLocked(s);
       }
     }
     if (now - last_cursor_sync_ >= options_.cursor_sync_interval) SyncCursorsAndReclaim();
@@ -520,7 +557,7 @@ void Log::WriteBatch(std::vector<Pending>* batch) {
         // The kernel may have dropped the pages it failed to write: the log's state on
         // disk is unknown, and retrying fsync would report success for lost data.
         std::lock_guard lock(mu_);
-        fatal_ = s;
+        SetFatalLocked(s);
       }
       if (options_.on_commit) options_.on_commit(clock_.Now() - sync_start, i - run_start);
     } else if (s.ok()) {
@@ -533,7 +570,8 @@ void Log::WriteBatch(std::vector<Pending>* batch) {
     done.reserve(i - run_start);
     for (size_t k = run_start; k < i; ++k) {
       done.push_back(
-          Completion{std::move((*batch)[k].done), Status::OK(), next_seq_ + (k - run_start)});
+          Completion{std::move((*batch)[k].done), Status::OK(), next_seq_ + (k - run_start),
+                     std::move((*batch)[k].payload)});
     }
     next_seq_ += i - run_start;
     active_offset_ += run_bytes;
@@ -553,7 +591,8 @@ void Log::Fail(std::vector<Pending>* batch, size_t from, const Status& status) {
   uint64_t bytes = 0;
   for (size_t k = from; k < batch->size(); ++k) {
     bytes += RecordSize((*batch)[k].payload.size());
-    done.push_back(Completion{std::move((*batch)[k].done), status, 0});
+    done.push_back(Completion{std::move((*batch)[k].done), status, 0,
+                              std::move((*batch)[k].payload)});
   }
   {
     std::lock_guard lock(mu_);
@@ -599,7 +638,7 @@ Status Log::RollSegment(size_t first_record_bytes) {
     (void)fs_.Unlink(path);
     if (!s.IsNoSpace()) {
       std::lock_guard lock(mu_);
-      fatal_ = s;
+      SetFatalLocked(s);
     }
     return s;
   }
@@ -625,7 +664,7 @@ void Log::SealActive() {
   Status s = WriteFooter(active_fd_, sealed, active_offset_, next_seq_);
   if (!s.ok() && !s.IsNoSpace()) {
     std::lock_guard lock(mu_);
-    fatal_ = s;
+    SetFatalLocked(s);
   }
   if (s.ok()) {
     bytes_.fetch_add(sealed.size - active_offset_, std::memory_order_relaxed);
@@ -664,7 +703,7 @@ void Log::SyncCursorsAndReclaim() {
     }
     if (!s.ok()) {
       std::lock_guard lock(mu_);
-      fatal_ = s;
+      SetFatalLocked(s);
       return;
     }
   }
@@ -734,11 +773,11 @@ void Log::WriteIdempotencyKeys(std::vector<PendingKey>* keys) {
     status = keys_->Append(entries, now, fsync_ != FsyncPolicy::kNever);
     if (!status.ok() && !status.IsNoSpace()) {
       std::lock_guard lock(mu_);
-      fatal_ = status;
+      SetFatalLocked(status);
     }
   }
   std::vector<Completion> done;
-  for (auto& k : *keys) done.push_back(Completion{std::move(k.done), status, 0});
+  for (auto& k : *keys) done.push_back(Completion{std::move(k.done), status, 0, {}});
   PublishCompletions(&done);
 }
 
@@ -762,7 +801,7 @@ Status Log::PurgeDeadLetters(const std::string& target, std::optional<common::Uu
     uint64_t removed = 0;
     Status s = dead_->Remove(target, id ? &ids : nullptr, &removed);
     std::vector<Completion> completions;
-    completions.push_back(Completion{std::move(done), s, removed});
+    completions.push_back(Completion{std::move(done), s, removed, {}});
     PublishCompletions(&completions);
   });
   return Status::OK();
@@ -807,7 +846,7 @@ Status Log::ReplayDeadLetters(const std::string& target, std::optional<common::U
         uint64_t removed = 0;
         Status rs = dead_->Remove(target, &replay->ids, &removed);
         std::vector<Completion> completions;
-        completions.push_back(Completion{replay->done, rs, replay->ids.size()});
+        completions.push_back(Completion{replay->done, rs, replay->ids.size(), {}});
         PublishCompletions(&completions);
       });
     };
@@ -841,12 +880,12 @@ void Log::WriteDeadLetters(std::vector<PendingDeadLetter>* letters) {
     status = dead_->Sync(target);
     if (!status.ok()) {
       std::lock_guard lock(mu_);
-      fatal_ = status;
+      SetFatalLocked(status);
     }
   }
   std::vector<Completion> done;
   for (auto& pending : *letters) {
-    done.push_back(Completion{std::move(pending.done), status, pending.letter.seq});
+    done.push_back(Completion{std::move(pending.done), status, pending.letter.seq, {}});
   }
   PublishCompletions(&done);
 }

@@ -37,6 +37,10 @@ struct LogOptions {
   common::Duration fsync_interval = std::chrono::milliseconds(10);
   common::Duration cursor_sync_interval = std::chrono::milliseconds(100);
   size_t max_batch_bytes = 1u << 20;
+  // Appends wait on the owner thread until Submit(), which hands them all to the writer
+  // under one lock with one wake-up. The proxy submits once per loop iteration (before
+  // the loop polls), instead of taking the lock and maybe waking the writer per request.
+  bool explicit_submit = false;
   std::vector<std::string> targets;  // one cursor file each
   // Called on the writer thread whenever completions are ready; the owner then calls
   // RunCompletions() on its own thread (the proxy wires this to uv_async_send).
@@ -79,7 +83,11 @@ class Log {
   // fatal error once one happened. Otherwise `done` runs later from RunCompletions(): with
   // OK and the record's sequence number once it is durable per the fsync policy, or with
   // kNoSpace (disk full: nothing stored, try again later) or an I/O error (fatal).
+  // With explicit_submit, the record reaches the writer at the next Submit().
   common::Status Append(std::string payload, uint64_t ingest_unix_ns, AppendDone done);
+  // Hands the appends made since the last Submit() to the writer (explicit_submit; a
+  // no-op otherwise). Close() submits what is left.
+  void Submit();
   // Runs the callbacks of finished appends on the calling thread.
   void RunCompletions();
 
@@ -162,6 +170,10 @@ class Log {
     AppendDone done;
     common::Status status;
     uint64_t seq;
+    // The record's payload, freed here on the owner thread: glibc frees a chunk under
+    // its arena's lock, and the writer freeing what the loop allocated contended with
+    // the loop's own allocations.
+    std::string payload;
   };
   struct Segment {
     uint64_t first_seq;
@@ -207,6 +219,8 @@ class Log {
   void SyncCursorsAndReclaim();
   void Fail(std::vector<Pending>* batch, size_t from, const common::Status& status);
   void PublishCompletions(std::vector<Completion>* done);
+  // REQUIRES: mu_ held.
+  void SetFatalLocked(const common::Status& status);
   std::string SegDir() const { return options_.dir + "/seg"; }
 
   const LogOptions options_;
@@ -224,7 +238,7 @@ class Log {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Pending> pending_;
-  uint64_t pending_bytes_ = 0;
+  std::atomic<uint64_t> pending_bytes_{0};  // queued or staged, not yet written
   std::vector<Completion> completed_;
   std::map<std::string, uint64_t> cursor_requests_;
   std::vector<PendingDeadLetter> dead_pending_;
@@ -233,8 +247,9 @@ class Log {
   std::unique_ptr<IdempotencyFiles> keys_;  // writer thread (and Open/Close)
   std::vector<IdempotencyEntry> loaded_keys_;
   std::unique_ptr<DeadLetterStore> dead_;
-  bool stopping_ = false;
+  bool stopping_ = false;    // written by the owner thread only
   common::Status fatal_;
+  std::atomic<bool> failed_{false};  // fatal_ is set: Append checks it without mu_
   std::vector<Segment> segments_;  // sorted by first_seq; the last may be the active one
 
   // Writer-thread state (and Open/Close, before/after the thread runs).
@@ -249,6 +264,11 @@ class Log {
   common::Duration last_data_sync_{0};
   common::Duration last_cursor_sync_{0};
   std::map<std::string, TargetCursor> cursors_;
+
+  // Owner-thread state.
+  std::vector<Pending> staged_;           // explicit_submit: appends since Submit()
+  std::vector<Completion> running_;       // RunCompletions' batch; swapped with completed_
+  bool running_completions_ = false;
 
   std::atomic<uint64_t> readable_end_{1};
   std::atomic<uint64_t> bytes_{0};

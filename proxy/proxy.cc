@@ -71,6 +71,7 @@ Status Proxy::Start() {
   options.fsync_interval = config_.buffer.fsync_interval;
   for (const auto& t : config_.targets) options.targets.push_back(t.name);
   options.wake = [this] { uv_async_send(&log_async_); };
+  options.explicit_submit = true;
   options.on_commit = [this](common::Duration fsync, size_t records) {
     if (config_.buffer.fsync == config::FsyncMode::kBatch) {
       metrics_.fsync_duration().Observe(std::chrono::duration<double>(fsync).count());
@@ -80,6 +81,11 @@ Status Proxy::Start() {
   buffer::RecoveryReport report;
   Status s = buffer::Log::Open(options, &log_, &report);
   if (!s.ok()) return s;
+  // Every request read in one loop iteration reaches the writer together, just before
+  // the loop would wait: one lock and at most one wake-up per iteration.
+  uv_prepare_init(&loop_, &log_submit_);
+  log_submit_.data = this;
+  uv_prepare_start(&log_submit_, [](uv_prepare_t* h) { static_cast<Proxy*>(h->data)->log_->Submit(); });
   logging::Info("buffer recovered", {{"dir", config_.buffer.dir},
                                      {"segments", uint64_t{report.segments}},
                                      {"first_seq", report.first_seq},

@@ -53,6 +53,7 @@ class Proxy {
   common::SystemClock clock_;
   uv_loop_t loop_;
   uv_async_t log_async_;
+  uv_prepare_t log_submit_;  // before each poll: hands this iteration's appends to the writer
   uv_signal_t sigterm_;
   uv_signal_t sigint_;
   uv_signal_t sighup_;

@@ -834,6 +834,61 @@ TEST_F(LogTest, MaxBytesCountsQueuedAppends) {
   EXPECT_LE(log_->bytes(), options_.max_bytes);
 }
 
+// --- Explicit submit (the proxy's mode) -------------------------------------------------
+
+TEST_F(LogTest, ExplicitSubmitHandsAppendsOverTogether) {
+  std::mutex mu;
+  std::vector<size_t> groups;
+  options_.explicit_submit = true;
+  options_.on_commit = [&](common::Duration, size_t records) {
+    std::lock_guard lock(mu);
+    groups.push_back(records);
+  };
+  ASSERT_TRUE(Open());
+  for (uint64_t seq = 1; seq <= 100; ++seq) ASSERT_TRUE(Append(PayloadFor(seq, 50)).ok());
+  // Staged on this thread: the writer has not seen any of them.
+  EXPECT_EQ(log_->readable_end(), 1u);
+  {
+    std::lock_guard lock(mu);
+    EXPECT_TRUE(groups.empty());
+  }
+  log_->Submit();
+  ASSERT_TRUE(WaitForCompletions());
+  {
+    std::lock_guard lock(mu);
+    EXPECT_EQ(groups, (std::vector<size_t>{100}));  // one lock, one batch
+  }
+  for (size_t i = 0; i < completions_.size(); ++i) {
+    ASSERT_TRUE(completions_[i].status.ok());
+    ASSERT_EQ(completions_[i].seq, i + 1);
+  }
+}
+
+TEST_F(LogTest, ExplicitSubmitCountsStagedBytesAgainstMaxBytes) {
+  options_.explicit_submit = true;
+  options_.max_bytes = 10 * RecordSize(100) + kSegmentHeaderSize;
+  ASSERT_TRUE(Open());
+  size_t accepted = 0;
+  for (int i = 0; i < 50; ++i) {
+    if (Append(PayloadFor(static_cast<uint64_t>(i + 1), 100)).ok()) ++accepted;
+  }
+  EXPECT_EQ(accepted, 10u);
+  log_->Submit();
+  ASSERT_TRUE(WaitForCompletions());
+  EXPECT_LE(log_->bytes(), options_.max_bytes);
+}
+
+TEST_F(LogTest, CloseSubmitsStagedAppends) {
+  options_.explicit_submit = true;
+  ASSERT_TRUE(Open());
+  for (uint64_t seq = 1; seq <= 50; ++seq) ASSERT_TRUE(Append(PayloadFor(seq, 30)).ok());
+  log_->Close();
+  ASSERT_EQ(completions_.size(), 50u);
+  for (const auto& c : completions_) EXPECT_TRUE(c.status.ok()) << c.status.ToString();
+  ASSERT_TRUE(Reopen());
+  EXPECT_EQ(ReadAll(1), Expected(1, 50, [](uint64_t) -> size_t { return 30; }));
+}
+
 // --- Fatal errors ----------------------------------------------------------------------
 
 // Lowers RLIMIT_FSIZE for the scope (and ignores SIGXFSZ), so that growing a file past
