@@ -19,6 +19,10 @@ bool Message::IsFor(std::string_view target_name) const {
   return std::find(targets.begin(), targets.end(), target_name) != targets.end();
 }
 
+bool MessageView::IsFor(std::string_view target_name) const {
+  return std::find(targets.begin(), targets.end(), target_name) != targets.end();
+}
+
 std::string EncodeMessage(const Message& m) {
   std::string out;
   size_t size = 64 + m.method.size() + m.target.size() + m.client_addr.size() + m.route.size() +
@@ -57,10 +61,10 @@ bool DecodeMessageTargets(std::string_view payload, std::vector<std::string_view
   return !r.failed();
 }
 
-std::optional<Message> DecodeMessage(std::string_view payload) {
+std::optional<MessageView> DecodeMessageView(std::string_view payload) {
   ByteReader r(payload);
   if (r.U8() != kMessageVersion) return std::nullopt;
-  Message m;
+  MessageView m;
   std::string_view id = r.Take(16);
   if (r.failed()) return std::nullopt;
   std::copy(id.begin(), id.end(), reinterpret_cast<char*>(m.id.bytes.data()));
@@ -69,19 +73,36 @@ std::optional<Message> DecodeMessage(std::string_view payload) {
   m.client_addr = r.Take(r.U16());
   m.route = r.Take(r.U16());
   uint8_t ntargets = r.U8();
-  for (int i = 0; i < ntargets && !r.failed(); ++i) m.targets.emplace_back(r.Take(r.U8()));
+  m.targets.reserve(ntargets);
+  for (int i = 0; i < ntargets && !r.failed(); ++i) m.targets.push_back(r.Take(r.U8()));
   uint32_t nheaders = r.U32();
   // Each header needs at least 6 bytes: a count larger than the payload is corrupt, and
   // checking it first keeps a bad count from reserving gigabytes.
   if (nheaders > payload.size() / 6) return std::nullopt;
   m.headers.reserve(nheaders);
   for (uint32_t i = 0; i < nheaders && !r.failed(); ++i) {
-    std::string name(r.Take(r.U16()));
-    std::string value(r.Take(r.U32()));
-    m.headers.emplace_back(std::move(name), std::move(value));
+    std::string_view name = r.Take(r.U16());
+    std::string_view value = r.Take(r.U32());
+    m.headers.emplace_back(name, value);
   }
   m.body = r.Take(r.U32());
   if (r.failed() || !r.at_end()) return std::nullopt;
+  return m;
+}
+
+std::optional<Message> DecodeMessage(std::string_view payload) {
+  std::optional<MessageView> view = DecodeMessageView(payload);
+  if (!view) return std::nullopt;
+  Message m;
+  m.id = view->id;
+  m.method = view->method;
+  m.target = view->target;
+  m.client_addr = view->client_addr;
+  m.route = view->route;
+  m.targets.assign(view->targets.begin(), view->targets.end());
+  m.headers.reserve(view->headers.size());
+  for (const auto& [k, v] : view->headers) m.headers.emplace_back(k, v);
+  m.body = view->body;
   return m;
 }
 

@@ -24,6 +24,21 @@ struct Message {
   bool IsFor(std::string_view target_name) const;
 };
 
+// A Message decoded without copying: every view points into the payload it was decoded
+// from, which must outlive it. What a delivery uses (it keeps the payload anyway).
+struct MessageView {
+  common::Uuid id;
+  std::string_view method;
+  std::string_view target;
+  std::string_view client_addr;
+  std::string_view route;
+  std::vector<std::string_view> targets;
+  std::vector<std::pair<std::string_view, std::string_view>> headers;
+  std::string_view body;
+
+  bool IsFor(std::string_view target_name) const;
+};
+
 // Payload layout (little-endian): u8 version=1, 16-byte id, u16+method, u32+target,
 // u16+client_addr, u16+route, u8 count + (u8+name)*, u32 count + (u16+name, u32+value)*,
 // u32+body. Strings are length-prefixed with the width shown.
@@ -31,6 +46,7 @@ std::string EncodeMessage(const Message& m);
 // nullopt when the payload is malformed (the record CRC matched, but the content is not
 // a message this version understands).
 std::optional<Message> DecodeMessage(std::string_view payload);
+std::optional<MessageView> DecodeMessageView(std::string_view payload);
 // Only the target list (views into `payload`), without copying headers and body: what
 // start-up needs to count each target's queue. False when the payload is malformed up
 // to the list.

@@ -133,11 +133,15 @@ void Dispatcher::Pump() {
 // fan-out route are passed over).
 void Dispatcher::FillLookahead() {
   bool advanced = false;
+  // The record is read straight into a delivery, decoded in place (the views point into
+  // its payload: a Delivery lives on the heap and never moves) and reused for records
+  // that are not for this target.
+  std::unique_ptr<Delivery> d;
   while (next_ == nullptr) {
     buffer::RecordHeader header;
-    std::string payload;
     common::Status error;
-    auto result = reader_.Next(&header, &payload, &error);
+    if (d == nullptr) d = std::make_unique<Delivery>();
+    auto result = reader_.Next(&header, &d->payload, &error);
     if (result == buffer::LogReader::Result::kCaughtUp) break;
     if (result == buffer::LogReader::Result::kError) {
       logging::EmitLimited(logging::Level::kError, "reading the log failed",
@@ -145,17 +149,15 @@ void Dispatcher::FillLookahead() {
       break;
     }
     advanced = true;
-    auto message = buffer::DecodeMessage(payload);
+    auto message = buffer::DecodeMessageView(d->payload);
     if (!message) {
       logging::EmitLimited(logging::Level::kError, "undecodable record skipped",
                            {{"target", target_.name}, {"seq", header.seq}});
       continue;
     }
     if (!message->IsFor(target_.name)) continue;
-    auto d = std::make_unique<Delivery>();
     d->seq = header.seq;
     d->ingest_unix_ns = header.ingest_unix_ns;
-    d->payload = std::move(payload);
     d->message = std::move(*message);
     unfinished_.insert(d->seq);
     next_ = std::move(d);
@@ -178,21 +180,24 @@ void Dispatcher::StartAttempt(std::unique_ptr<Delivery> d) {
   uint64_t seq = d->seq;
   std::string request = BuildRequest(*d);
   bool head = d->message.method == "HEAD";
+  d->attempt_started = clock_.Now();
   in_flight_[seq] = std::move(d);
   metrics_.in_flight->Set(static_cast<double>(in_flight()));
-  common::Duration started = clock_.Now();
-  client_->Send(std::move(request), head, target_.timeout, [this, seq, started](ClientResult r) {
-    OnAttemptDone(seq, started, std::move(r));
-  });
+  // Two words of capture: std::function keeps them without allocating.
+  client_->Send(std::move(request), head, target_.timeout,
+                [this, seq](ClientResult r) { OnAttemptDone(seq, std::move(r)); });
 }
 
 std::string Dispatcher::BuildRequest(const Delivery& d) const {
-  const buffer::Message& m = d.message;
+  const buffer::MessageView& m = d.message;
+  char id[common::Uuid::kTextSize];
+  m.id.Format(id);
   return BuildUpstreamRequest(target_.parsed_url, m.method, m.target, m.headers, m.body,
-                              m.client_addr, UpstreamExtras{m.id.ToString(), d.attempts});
+                              m.client_addr,
+                              UpstreamExtras{std::string_view(id, sizeof(id)), d.attempts});
 }
 
-void Dispatcher::OnAttemptDone(uint64_t seq, common::Duration started, ClientResult result) {
+void Dispatcher::OnAttemptDone(uint64_t seq, ClientResult result) {
   limit_.Release();
   // A pool retired by a reload goes once nothing runs on it. Safe even from inside that
   // pool's own callback: its connections are freed only in their close callbacks.
@@ -203,6 +208,7 @@ void Dispatcher::OnAttemptDone(uint64_t seq, common::Duration started, ClientRes
   in_flight_.erase(it);
   metrics_.in_flight->Set(static_cast<double>(in_flight()));
   common::Duration now = clock_.Now();
+  common::Duration started = d->attempt_started;
   metrics_.delivery_duration_seconds->Observe(Seconds(now - started).count());
 
   const config::RetryPolicy& policy = target_.retry;

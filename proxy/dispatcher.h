@@ -78,17 +78,18 @@ class Dispatcher {
     uint64_t seq = 0;
     uint64_t ingest_unix_ns = 0;
     std::string payload;  // the record payload, kept for dead-lettering
-    buffer::Message message;
+    buffer::MessageView message;  // views into payload
     uint32_t attempts = 0;
     int last_status = 0;
     uint32_t in_flight_at_start = 0;  // for the adaptive limit: was the limit in use?
+    common::Duration attempt_started{0};
   };
   enum class Outcome { kDelivered, kRetry, kReject };
 
   void FillLookahead();
   std::unique_ptr<Delivery> TakeNext(common::Duration now);
   void StartAttempt(std::unique_ptr<Delivery> delivery);
-  void OnAttemptDone(uint64_t seq, common::Duration started, ClientResult result);
+  void OnAttemptDone(uint64_t seq, ClientResult result);
   void ScheduleRetry(std::unique_ptr<Delivery> d, common::Duration now, const ClientResult& r);
   void DeadLetter(std::unique_ptr<Delivery> d, const char* reason);
   void Finish(uint64_t seq);

@@ -45,6 +45,7 @@ class ClientConnection {
     timeout_ = timeout;
     got_response_bytes_ = false;
     response_ = HttpResponse();
+    response_.headers.reserve(12);  // one allocation for a typical response's headers
     llhttp_init(&parser_, HTTP_RESPONSE, &settings_);
     parser_.data = this;
     deadline_.Set(timeout);

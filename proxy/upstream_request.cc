@@ -10,7 +10,8 @@ bool IsOwnHeader(std::string_view name) {
          EqualsIgnoreCase(name, "Via");
 }
 
-std::vector<std::string_view> ConnectionTokens(const HeaderList& headers) {
+template <typename Headers>
+std::vector<std::string_view> ConnectionTokens(const Headers& headers) {
   std::vector<std::string_view> tokens;
   for (const auto& [k, v] : headers) {
     if (EqualsIgnoreCase(k, "Connection")) {
@@ -41,6 +42,14 @@ std::string BuildUpstreamRequest(const config::Url& url, std::string_view method
                                  std::string_view target, const HeaderList& headers,
                                  std::string_view body, std::string_view client_addr,
                                  const UpstreamExtras& extras) {
+  std::vector<HeaderField> views(headers.begin(), headers.end());
+  return BuildUpstreamRequest(url, method, target, views, body, client_addr, extras);
+}
+
+std::string BuildUpstreamRequest(const config::Url& url, std::string_view method,
+                                 std::string_view target, std::span<const HeaderField> headers,
+                                 std::string_view body, std::string_view client_addr,
+                                 const UpstreamExtras& extras) {
   std::vector<std::string_view> connection_tokens = ConnectionTokens(headers);
   std::string prior_xff;
   std::string prior_via;
@@ -51,8 +60,12 @@ std::string BuildUpstreamRequest(const config::Url& url, std::string_view method
       prior_via.append(prior_via.empty() ? "" : ", ").append(v);
     }
   }
+  size_t size = 256 + body.size() + method.size() + url.base_path.size() + target.size() +
+                url.host.size() + prior_xff.size() + prior_via.size() + client_addr.size() +
+                3 * extras.message_id.size();
+  for (const auto& [k, v] : headers) size += k.size() + v.size() + 4;
   std::string out;
-  out.reserve(256 + body.size() + 64 * headers.size());
+  out.reserve(size);
   out.append(method).append(" ").append(url.base_path);
   if (target.empty() || target[0] != '/') out.append("/");
   out.append(target).append(" HTTP/1.1\r\n");

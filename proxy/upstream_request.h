@@ -1,5 +1,6 @@
 #pragma once
 
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -11,7 +12,7 @@ namespace sluice::proxy {
 // What a request to a target carries besides the client's own request.
 struct UpstreamExtras {
   // Queued deliveries: the message id, the 1-based attempt; empty id for pass-through.
-  std::string message_id;
+  std::string_view message_id;
   uint32_t attempt = 0;
 };
 
@@ -21,6 +22,10 @@ struct UpstreamExtras {
 // missing), X-Forwarded-For appended, Via added, the body re-framed with Content-Length.
 // With a message id: Sluice-Message-Id, Sluice-Attempt, and Idempotency-Key unless the
 // client sent one.
+std::string BuildUpstreamRequest(const config::Url& url, std::string_view method,
+                                 std::string_view target, std::span<const HeaderField> headers,
+                                 std::string_view body, std::string_view client_addr,
+                                 const UpstreamExtras& extras);
 std::string BuildUpstreamRequest(const config::Url& url, std::string_view method,
                                  std::string_view target, const HeaderList& headers,
                                  std::string_view body, std::string_view client_addr,

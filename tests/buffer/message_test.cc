@@ -52,6 +52,36 @@ class MessageTest : public testing::Test {
 
 TEST_F(MessageTest, RoundTrip) { ExpectRoundTrip(Full()); }
 
+TEST_F(MessageTest, ViewDecodesInPlace) {
+  Message m = Full();
+  std::string payload = EncodeMessage(m);
+  auto view = DecodeMessageView(payload);
+  ASSERT_TRUE(view.has_value());
+  EXPECT_EQ(view->id, m.id);
+  EXPECT_EQ(view->method, m.method);
+  EXPECT_EQ(view->target, m.target);
+  EXPECT_EQ(view->client_addr, m.client_addr);
+  EXPECT_EQ(view->route, m.route);
+  ASSERT_EQ(view->targets.size(), m.targets.size());
+  for (size_t i = 0; i < m.targets.size(); ++i) EXPECT_EQ(view->targets[i], m.targets[i]);
+  ASSERT_EQ(view->headers.size(), m.headers.size());
+  for (size_t i = 0; i < m.headers.size(); ++i) {
+    EXPECT_EQ(view->headers[i].first, m.headers[i].first);
+    EXPECT_EQ(view->headers[i].second, m.headers[i].second);
+  }
+  EXPECT_EQ(view->body, m.body);
+  EXPECT_TRUE(view->IsFor("audit"));
+  EXPECT_FALSE(view->IsFor("aud"));
+  // Nothing copied: the body is the payload's own bytes.
+  const char* begin = payload.data();
+  EXPECT_GE(view->body.data(), begin);
+  EXPECT_LE(view->body.data() + view->body.size(), begin + payload.size());
+  // Malformed input is refused exactly as DecodeMessage refuses it.
+  for (size_t n = 0; n < payload.size(); ++n) {
+    EXPECT_FALSE(DecodeMessageView(std::string_view(payload).substr(0, n)).has_value()) << n;
+  }
+}
+
 TEST_F(MessageTest, EmptyMessageRoundTrip) {
   Message m;
   ExpectRoundTrip(m);
