@@ -569,9 +569,8 @@ void Log::WriteBatch(std::vector<Pending>* batch) {
     std::vector<Completion> done;
     done.reserve(i - run_start);
     for (size_t k = run_start; k < i; ++k) {
-      done.push_back(
-          Completion{std::move((*batch)[k].done), Status::OK(), next_seq_ + (k - run_start),
-                     std::move((*batch)[k].payload)});
+      done.push_back(Completion{std::move((*batch)[k].done), Status::OK(),
+                                next_seq_ + (k - run_start), std::move((*batch)[k].payload)});
     }
     next_seq_ += i - run_start;
     active_offset_ += run_bytes;
@@ -591,8 +590,8 @@ void Log::Fail(std::vector<Pending>* batch, size_t from, const Status& status) {
   uint64_t bytes = 0;
   for (size_t k = from; k < batch->size(); ++k) {
     bytes += RecordSize((*batch)[k].payload.size());
-    done.push_back(Completion{std::move((*batch)[k].done), status, 0,
-                              std::move((*batch)[k].payload)});
+    done.push_back(
+        Completion{std::move((*batch)[k].done), status, 0, std::move((*batch)[k].payload)});
   }
   {
     std::lock_guard lock(mu_);

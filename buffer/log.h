@@ -247,10 +247,10 @@ class Log {
   std::unique_ptr<IdempotencyFiles> keys_;  // writer thread (and Open/Close)
   std::vector<IdempotencyEntry> loaded_keys_;
   std::unique_ptr<DeadLetterStore> dead_;
-  bool stopping_ = false;    // written by the owner thread only
+  bool stopping_ = false;  // written by the owner thread only
   common::Status fatal_;
   std::atomic<bool> failed_{false};  // fatal_ is set: Append checks it without mu_
-  std::vector<Segment> segments_;  // sorted by first_seq; the last may be the active one
+  std::vector<Segment> segments_;    // sorted by first_seq; the last may be the active one
 
   // Writer-thread state (and Open/Close, before/after the thread runs).
   FsyncPolicy fsync_;
@@ -266,8 +266,8 @@ class Log {
   std::map<std::string, TargetCursor> cursors_;
 
   // Owner-thread state.
-  std::vector<Pending> staged_;           // explicit_submit: appends since Submit()
-  std::vector<Completion> running_;       // RunCompletions' batch; swapped with completed_
+  std::vector<Pending> staged_;      // explicit_submit: appends since Submit()
+  std::vector<Completion> running_;  // RunCompletions' batch; swapped with completed_
   bool running_completions_ = false;
 
   std::atomic<uint64_t> readable_end_{1};

@@ -4,10 +4,6 @@
 
 namespace sluice::proxy {
 
-bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && ::strncasecmp(a.data(), b.data(), a.size()) == 0;
-}
-
 const std::string* FindHeader(const HeaderList& headers, std::string_view name) {
   for (const auto& [k, v] : headers) {
     if (EqualsIgnoreCase(k, name)) return &v;

@@ -1,5 +1,7 @@
 #pragma once
 
+#include <strings.h>
+
 #include <initializer_list>
 #include <string>
 #include <string_view>
@@ -12,7 +14,11 @@ using HeaderList = std::vector<std::pair<std::string, std::string>>;
 // A header the caller owns, for building answers without copying (see SerializeResponse).
 using HeaderField = std::pair<std::string_view, std::string_view>;
 
-bool EqualsIgnoreCase(std::string_view a, std::string_view b);
+// Inline: header names are compared against many constants per request, and most
+// differ in length.
+inline bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && ::strncasecmp(a.data(), b.data(), a.size()) == 0;
+}
 // The first header named `name` (case-insensitive), or nullptr.
 const std::string* FindHeader(const HeaderList& headers, std::string_view name);
 // Splits a comma-separated header value into trimmed, non-empty tokens.

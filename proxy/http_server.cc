@@ -272,8 +272,8 @@ void Responder::Send(int status, const HeaderList& headers, std::string_view bod
   Deliver(SerializeResponse(status, headers, body, slot_->close || close), close);
 }
 
-void Responder::Send(int status, std::initializer_list<HeaderField> headers,
-                     std::string_view body, bool close) {
+void Responder::Send(int status, std::initializer_list<HeaderField> headers, std::string_view body,
+                     bool close) {
   if (slot_->ready) return;
   Deliver(SerializeResponse(status, headers, body, slot_->close || close), close);
 }

@@ -198,22 +198,17 @@ void Ingest::Queue(HttpRequest&& request, Responder responder, const config::Rou
 
   // Owned by the writes it waits for: the last Settle() deletes it. Two pointers keep
   // the callbacks inside std::function's own storage (no allocation each).
-  auto* pending = new PendingAnswer{responder,
-                                    route.name,
-                                    std::move(message.targets),
-                                    message.id,
-                                    scoped_key,
-                                    started,
-                                    message.body.size(),
-                                    scoped_key ? 2 : 1,
-                                    common::Status::OK(),
-                                    common::Status::OK()};
+  auto* pending =
+      new PendingAnswer{responder,           route.name,         std::move(message.targets),
+                        message.id,          scoped_key,         started,
+                        message.body.size(), scoped_key ? 2 : 1, common::Status::OK(),
+                        common::Status::OK()};
 
-  common::Status s = log_.Append(std::move(payload), now_ns,
-                                 [this, pending](const common::Status& st, uint64_t) {
-                                   pending->record_status = st;
-                                   Settle(pending);
-                                 });
+  common::Status s =
+      log_.Append(std::move(payload), now_ns, [this, pending](const common::Status& st, uint64_t) {
+        pending->record_status = st;
+        Settle(pending);
+      });
   if (!s.ok()) {
     delete pending;
     if (s.code() == common::Status::Code::kBusy) {

@@ -85,7 +85,8 @@ Status Proxy::Start() {
   // the loop would wait: one lock and at most one wake-up per iteration.
   uv_prepare_init(&loop_, &log_submit_);
   log_submit_.data = this;
-  uv_prepare_start(&log_submit_, [](uv_prepare_t* h) { static_cast<Proxy*>(h->data)->log_->Submit(); });
+  uv_prepare_start(&log_submit_,
+                   [](uv_prepare_t* h) { static_cast<Proxy*>(h->data)->log_->Submit(); });
   logging::Info("buffer recovered", {{"dir", config_.buffer.dir},
                                      {"segments", uint64_t{report.segments}},
                                      {"first_seq", report.first_seq},

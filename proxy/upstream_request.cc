@@ -3,6 +3,8 @@
 namespace sluice::proxy {
 namespace {
 
+using namespace std::string_view_literals;
+
 // Headers sluice sets itself; a client's copies are dropped, not forwarded twice.
 bool IsOwnHeader(std::string_view name) {
   return EqualsIgnoreCase(name, "Content-Length") || EqualsIgnoreCase(name, "Sluice-Message-Id") ||
@@ -55,9 +57,9 @@ std::string BuildUpstreamRequest(const config::Url& url, std::string_view method
   std::string prior_via;
   for (const auto& [k, v] : headers) {
     if (EqualsIgnoreCase(k, "X-Forwarded-For")) {
-      prior_xff.append(prior_xff.empty() ? "" : ", ").append(v);
+      prior_xff.append(prior_xff.empty() ? ""sv : ", "sv).append(v);
     } else if (EqualsIgnoreCase(k, "Via")) {
-      prior_via.append(prior_via.empty() ? "" : ", ").append(v);
+      prior_via.append(prior_via.empty() ? ""sv : ", "sv).append(v);
     }
   }
   size_t size = 256 + body.size() + method.size() + url.base_path.size() + target.size() +
@@ -66,38 +68,39 @@ std::string BuildUpstreamRequest(const config::Url& url, std::string_view method
   for (const auto& [k, v] : headers) size += k.size() + v.size() + 4;
   std::string out;
   out.reserve(size);
-  out.append(method).append(" ").append(url.base_path);
-  if (target.empty() || target[0] != '/') out.append("/");
-  out.append(target).append(" HTTP/1.1\r\n");
+  out.append(method).append(" "sv).append(url.base_path);
+  if (target.empty() || target[0] != '/') out.append("/"sv);
+  out.append(target).append(" HTTP/1.1\r\n"sv);
   bool has_host = false;
   bool has_idempotency_key = false;
   for (const auto& [k, v] : headers) {
     if (IsHopByHopHeader(k, connection_tokens) || IsOwnHeader(k)) continue;
     if (EqualsIgnoreCase(k, "Host")) has_host = true;
     if (EqualsIgnoreCase(k, "Idempotency-Key")) has_idempotency_key = true;
-    out.append(k).append(": ").append(v).append("\r\n");
+    out.append(k).append(": "sv).append(v).append("\r\n"sv);
   }
   if (!has_host) {
-    out.append("Host: ").append(url.host).append(":").append(std::to_string(url.port));
-    out.append("\r\n");
+    out.append("Host: "sv).append(url.host).append(":"sv).append(std::to_string(url.port));
+    out.append("\r\n"sv);
   }
   if (!extras.message_id.empty()) {
-    out.append("Sluice-Message-Id: ").append(extras.message_id).append("\r\n");
-    out.append("Sluice-Attempt: ").append(std::to_string(extras.attempt)).append("\r\n");
+    out.append("Sluice-Message-Id: "sv).append(extras.message_id).append("\r\n"sv);
+    out.append("Sluice-Attempt: "sv).append(std::to_string(extras.attempt)).append("\r\n"sv);
     if (!has_idempotency_key) {
-      out.append("Idempotency-Key: ").append(extras.message_id).append("\r\n");
+      out.append("Idempotency-Key: "sv).append(extras.message_id).append("\r\n"sv);
     }
   }
-  out.append("X-Forwarded-For: ");
-  if (!prior_xff.empty()) out.append(prior_xff).append(", ");
-  out.append(client_addr).append("\r\n");
-  out.append("Via: ");
-  if (!prior_via.empty()) out.append(prior_via).append(", ");
-  out.append("1.1 sluice\r\n");
+  out.append("X-Forwarded-For: "sv);
+  if (!prior_xff.empty()) out.append(prior_xff).append(", "sv);
+  out.append(client_addr).append("\r\n"sv);
+  out.append("Via: "sv);
+  if (!prior_via.empty()) out.append(prior_via).append(", "sv);
+  out.append("1.1 sluice\r\n"sv);
   bool bodyless = body.empty() && (method == "GET" || method == "HEAD" || method == "DELETE" ||
                                    method == "OPTIONS");
-  if (!bodyless) out.append("Content-Length: ").append(std::to_string(body.size())).append("\r\n");
-  out.append("\r\n");
+  if (!bodyless)
+    out.append("Content-Length: "sv).append(std::to_string(body.size())).append("\r\n"sv);
+  out.append("\r\n"sv);
   out.append(body);
   return out;
 }
