@@ -74,6 +74,7 @@ Status Log::Open(LogOptions options, std::unique_ptr<Log>* out, RecoveryReport* 
   if (!s.ok()) return s;
   // Cursors may move next_seq past a tail lost under fsync: interval/never.
   if (report != nullptr) report->next_seq = log->next_seq_;
+  log->StartSyncers();
   log->writer_ = std::thread([raw = log.get()] { raw->WriterMain(); });
   *out = std::move(log);
   return Status::OK();
@@ -396,6 +397,7 @@ void Log::Close() {
   cv_.notify_one();
   if (writer_.joinable()) writer_.join();
   if (active_fd_ >= 0) SealActive();
+  StopSyncers();
   // Callbacks may still move cursors (a dead letter just stored): sync once more, here,
   // now that the writer thread is gone.
   RunCompletions();
@@ -550,20 +552,6 @@ void Log::WriteBatch(std::vector<Pending>* batch) {
       ++i;
     }
     Status s = fs_.PwriteAll(active_fd_, std::move(iov), run_offset);
-    auto sync_start = clock_.Now();
-    if (s.ok() && fsync_ == FsyncPolicy::kBatch) {
-      s = fs_.Fdatasync(active_fd_, segments_.back().path);
-      if (!s.ok()) {
-        // The kernel may have dropped the pages it failed to write: the log's state on
-        // disk is unknown, and retrying fsync would report success for lost data.
-        std::lock_guard lock(mu_);
-        SetFatalLocked(s);
-      }
-      if (options_.on_commit) options_.on_commit(clock_.Now() - sync_start, i - run_start);
-    } else if (s.ok()) {
-      unsynced_writes_ = true;
-      if (options_.on_commit) options_.on_commit(common::Duration(0), i - run_start);
-    }
     if (!s.ok()) return Fail(batch, run_start, s);
 
     std::vector<Completion> done;
@@ -580,8 +568,16 @@ void Log::WriteBatch(std::vector<Pending>* batch) {
       pending_bytes_ -= run_bytes;
     }
     bytes_.fetch_add(run_bytes, std::memory_order_relaxed);
-    readable_end_.store(next_seq_, std::memory_order_release);
-    PublishCompletions(&done);
+    if (fsync_ == FsyncPolicy::kBatch) {
+      // Acknowledged (and readable) once an fdatasync that started after this write
+      // returns: the syncer threads' job (log_sync.cc). The writer goes on meanwhile.
+      HandToSyncers(std::move(done));
+    } else {
+      unsynced_writes_ = true;
+      if (options_.on_commit) options_.on_commit(common::Duration(0), done.size());
+      readable_end_.store(next_seq_, std::memory_order_release);
+      PublishCompletions(&done);
+    }
   }
 }
 
@@ -602,11 +598,13 @@ void Log::Fail(std::vector<Pending>* batch, size_t from, const Status& status) {
 
 void Log::PublishCompletions(std::vector<Completion>* done) {
   if (done->empty()) return;
-  {
-    std::lock_guard lock(mu_);
-    for (auto& c : *done) completed_.push_back(std::move(c));
-  }
+  QueueCompletions(done);
   if (options_.wake) options_.wake();
+}
+
+void Log::QueueCompletions(std::vector<Completion>* done) {
+  std::lock_guard lock(mu_);
+  for (auto& c : *done) completed_.push_back(std::move(c));
 }
 
 // Seals the active segment and starts seg/<next_seq>.log: fallocated, header written and
@@ -654,6 +652,8 @@ Status Log::RollSegment(size_t first_record_bytes) {
 
 // Cuts the fallocated but unused tail so that a sealed segment's size is its content.
 void Log::SealActive() {
+  // Syncs in flight use the active file; its records are acknowledged before it closes.
+  DrainSyncs();
   Segment sealed;
   {
     std::lock_guard lock(mu_);

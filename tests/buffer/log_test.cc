@@ -286,6 +286,9 @@ TEST_F(LogTest, GroupCommitTakesEverythingQueuedWhileWriterWasBusy) {
   WriterGate gate;
   std::mutex mu;
   std::vector<size_t> groups;
+  // The writer completes its own batches without fsync, so the gate in `wake` holds
+  // the writer itself (with fsync: batch, a syncer calls `wake`).
+  options_.fsync = FsyncPolicy::kNever;
   options_.wake = [&] {
     gate.Pass();
     Wake();
@@ -328,6 +331,10 @@ TEST_F(LogTest, BatchCapLimitsGroupSize) {
   std::mutex mu;
   std::vector<size_t> groups;
   options_.max_batch_bytes = 1000;
+  // Without fsync the writer itself completes each batch it writes (and calls `wake`),
+  // so on_commit sees the write batches. (With fsync: batch, it sees syncs, which may
+  // cover several: SyncsCoverEverythingWrittenBeforeThem.)
+  options_.fsync = FsyncPolicy::kNever;
   options_.wake = [&] {
     gate.Pass();
     Wake();
@@ -350,6 +357,45 @@ TEST_F(LogTest, BatchCapLimitsGroupSize) {
   // 100 payload bytes each: at most 10 fit 1000 bytes, and the queue was full enough
   // that every group after the first is exactly that.
   EXPECT_EQ(groups, (std::vector<size_t>{1, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10}));
+}
+
+// The writer does not wait for fdatasync: while the only syncer is held (inside its
+// `wake`, after the first record's sync), the writer writes batch after batch, and the
+// next sync covers all of them.
+TEST_F(LogTest, SyncsCoverEverythingWrittenBeforeThem) {
+  WriterGate gate;
+  std::mutex mu;
+  std::vector<size_t> groups;
+  options_.max_batch_bytes = 1000;
+  options_.syncers = 1;
+  options_.wake = [&] {
+    gate.Pass();
+    Wake();
+  };
+  options_.on_commit = [&](common::Duration, size_t records) {
+    std::lock_guard lock(mu);
+    groups.push_back(records);
+  };
+  ScopeExit close([&] {
+    gate.Open();
+    Close();
+  });
+  ASSERT_TRUE(Open());
+  ASSERT_TRUE(Append(PayloadFor(1, 100)).ok());
+  ASSERT_TRUE(gate.WaitUntilHeld(kDeadline));  // record 1 synced; the syncer is held
+  for (uint64_t seq = 2; seq <= 101; ++seq) ASSERT_TRUE(Append(PayloadFor(seq, 100)).ok());
+  // Ten write batches of ten (the batch cap), none of them synced yet.
+  ASSERT_TRUE(
+      RunUntil([&] { return log_->bytes() >= kSegmentHeaderSize + 101 * RecordSize(100); }));
+  EXPECT_EQ(log_->readable_end(), 2u) << "written is not durable: not readable yet";
+  gate.Open();
+  ASSERT_TRUE(WaitForCompletions());
+  for (size_t i = 0; i < completions_.size(); ++i) {
+    ASSERT_TRUE(completions_[i].status.ok());
+    ASSERT_EQ(completions_[i].seq, i + 1);
+  }
+  std::lock_guard lock(mu);
+  EXPECT_EQ(groups, (std::vector<size_t>{1, 100}));
 }
 
 // --- Fsync policies --------------------------------------------------------------------

@@ -1,0 +1,104 @@
+// The syncer threads of Log (FsyncPolicy::kBatch). The writer thread writes a batch and
+// hands its completions over without waiting; a syncer then runs one fdatasync that
+// covers everything written before it started, and completes, in order, every batch it
+// covers. Up to `syncers` fdatasyncs run at once: a disk serves concurrent flushes
+// faster than back-to-back ones, and the writer keeps writing meanwhile.
+//
+// Why a later sync covers earlier writes: fdatasync starts writeback of the file's dirty
+// pages, waits for every page under writeback (also pages another sync started), then
+// flushes the device cache. So when a sync that started after batch N was written
+// returns success, batch N is durable, whichever sync wrote its pages out.
+#include "buffer/log.h"
+
+namespace sluice::buffer {
+
+using common::Status;
+
+void Log::StartSyncers() {
+  int n = std::max(1, options_.syncers);
+  for (int i = 0; i < n; ++i) syncers_.emplace_back([this] { SyncerMain(); });
+}
+
+void Log::HandToSyncers(std::vector<Completion> done) {
+  {
+    std::lock_guard lock(sync_mu_);
+    sync_fd_ = active_fd_;
+    const std::string& path = segments_.back().path;  // the writer's own to read
+    if (sync_path_ != path) sync_path_ = path;
+    written_end_ = next_seq_;
+    unsynced_.push_back(Unsynced{next_seq_, std::move(done)});
+  }
+  sync_cv_.notify_one();
+}
+
+void Log::DrainSyncs() {
+  std::unique_lock lock(sync_mu_);
+  sync_idle_cv_.wait(lock, [&] { return unsynced_.empty() && syncs_in_flight_ == 0; });
+}
+
+void Log::StopSyncers() {
+  {
+    std::lock_guard lock(sync_mu_);
+    syncers_stop_ = true;
+  }
+  sync_cv_.notify_all();
+  for (auto& t : syncers_) t.join();
+  syncers_.clear();
+}
+
+void Log::SyncerMain() {
+  std::unique_lock lock(sync_mu_);
+  for (;;) {
+    sync_cv_.wait(lock, [&] { return syncers_stop_ || written_end_ > sync_started_end_; });
+    if (written_end_ <= sync_started_end_) return;  // stopping, and nothing left to sync
+    uint64_t target = written_end_;
+    int fd = sync_fd_;
+    std::string path = sync_path_;
+    sync_started_end_ = target;
+    ++syncs_in_flight_;
+    lock.unlock();
+
+    common::Duration started = clock_.Now();
+    Status s = fs_.Fdatasync(fd, path);
+    common::Duration took = clock_.Now() - started;
+
+    lock.lock();
+    --syncs_in_flight_;
+    Status fatal;
+    {
+      std::lock_guard state(mu_);
+      // The kernel may have dropped the pages it failed to write: the log's state on
+      // disk is unknown, and a later fsync would report success for lost data. So one
+      // failed sync fails every record not yet acknowledged, whatever other syncs say.
+      if (!s.ok()) SetFatalLocked(s);
+      if (failed_.load(std::memory_order_acquire)) fatal = fatal_;
+    }
+    std::vector<Completion> ready;
+    size_t records = 0;
+    uint64_t durable_end = 0;
+    while (!unsynced_.empty() && (!fatal.ok() || unsynced_.front().end_seq <= target)) {
+      Unsynced& batch = unsynced_.front();
+      for (auto& c : batch.done) {
+        if (!fatal.ok()) c.status = fatal;
+        ready.push_back(std::move(c));
+      }
+      records += batch.done.size();
+      durable_end = batch.end_seq;
+      unsynced_.pop_front();
+    }
+    if (fatal.ok() && records > 0) {
+      readable_end_.store(durable_end, std::memory_order_release);
+      if (options_.on_commit) options_.on_commit(took, records);
+    }
+    // Queued under sync_mu_, so completions reach the owner in sequence order.
+    QueueCompletions(&ready);
+    sync_idle_cv_.notify_all();
+    if (!ready.empty() && options_.wake) {
+      lock.unlock();
+      options_.wake();
+      lock.lock();
+    }
+  }
+}
+
+}  // namespace sluice::buffer
