@@ -175,7 +175,8 @@ Status Log::ScanSegment(const Segment& segment, SegmentEnd* out) {
   out->end_seq = segment.first_seq;
   out->sealed = false;
   if (s.ok()) {
-    SegmentScanner scanner(fd, out->file_size, kSegmentHeaderSize, fs_);
+    ReadAhead ahead;
+    SegmentScanner scanner(fd, out->file_size, kSegmentHeaderSize, fs_, &ahead);
     RecordHeader rh;
     std::string payload;
     SegmentFooter footer;
@@ -414,6 +415,15 @@ std::optional<Log::SegmentRef> Log::SegmentAfter(uint64_t seq) const {
   return SegmentRef{it->first_seq, it->path};
 }
 
+std::optional<Log::ReadableSpan> Log::ReadableIn(uint64_t first_seq) const {
+  std::lock_guard lock(mu_);
+  auto it = std::lower_bound(segments_.begin(), segments_.end(), first_seq,
+                             [](const Segment& seg, uint64_t s) { return seg.first_seq < s; });
+  if (it == segments_.end() || it->first_seq != first_seq) return std::nullopt;
+  auto next = std::next(it);
+  return ReadableSpan{it->size, next == segments_.end() ? readable_end() : next->first_seq};
+}
+
 void Log::WriterMain() {
   std::vector<Pending> batch;
   std::vector<PendingDeadLetter> letters;
@@ -538,12 +548,14 @@ void Log::WriteBatch(std::vector<Pending>* batch) {
     next_seq_ += i - run_start;
     active_offset_ += run_bytes;
     {
+      // Size and readable_end move together, under the lock ReadableIn takes: a reader
+      // never pairs a new end with an old size.
       std::lock_guard lock(mu_);
       segments_.back().size = active_offset_;
       pending_bytes_ -= run_bytes;
+      readable_end_.store(next_seq_, std::memory_order_release);
     }
     bytes_.fetch_add(run_bytes, std::memory_order_relaxed);
-    readable_end_.store(next_seq_, std::memory_order_release);
     PublishCompletions(&done);
   }
 }

@@ -151,6 +151,17 @@ class Log {
   std::optional<SegmentRef> SegmentStartingAt(uint64_t seq) const;
   // The first segment that starts after `seq`.
   std::optional<SegmentRef> SegmentAfter(uint64_t seq) const;
+  // What a reader of the segment starting at `first_seq` may read, taken together with
+  // readable_end() under one lock: `bytes`, the end of its records below readable_end()
+  // (the file size once sealed); and `switch_seq`, the sequence at which the reader must
+  // look for another segment: the next segment's first_seq or, for the last segment,
+  // readable_end() (a segment created later starts at or after it). nullopt when no
+  // segment starts at first_seq (reclaimed).
+  struct ReadableSpan {
+    uint64_t bytes;
+    uint64_t switch_seq;
+  };
+  std::optional<ReadableSpan> ReadableIn(uint64_t first_seq) const;
 
  private:
   struct Pending {

@@ -10,6 +10,7 @@
 namespace sluice::buffer {
 
 namespace crc32c = common::crc32c;
+using common::Status;
 constexpr char kSegmentMagic[8] = {'S', 'L', 'U', 'I', 'C', 'E', 'S', 'G'};
 
 std::string SegmentFileName(uint64_t first_seq) {
@@ -62,14 +63,20 @@ std::optional<SegmentFooter> DecodeSegmentFooter(const RecordHeader& header,
 size_t SegmentFooterSize() { return RecordSize(16); }
 
 SegmentScanner::Result SegmentScanner::Next(RecordHeader* header, std::string* payload,
-                                            common::Status* io_error, SegmentFooter* footer) {
+                                            Status* io_error, SegmentFooter* footer) {
   if (offset_ + kRecordHeaderSize > file_size_) return Result::kEnd;
   char buf[kRecordHeaderSize];
-  size_t got = 0;
-  *io_error = fs_.PreadUpTo(fd_, buf, sizeof(buf), offset_, &got);
+  std::string_view bytes;
+  if (ahead_ != nullptr) {
+    *io_error = ahead_->Read(fs_, fd_, offset_, sizeof(buf), file_size_, &bytes);
+  } else {
+    size_t got = 0;
+    *io_error = fs_.PreadUpTo(fd_, buf, sizeof(buf), offset_, &got);
+    bytes = std::string_view(buf, got);
+  }
   if (!io_error->ok()) return Result::kCorrupt;
-  if (got < sizeof(buf)) return Result::kEnd;
-  switch (DecodeRecordHeader(buf, header)) {
+  if (bytes.size() < sizeof(buf)) return Result::kEnd;
+  switch (DecodeRecordHeader(bytes.data(), header)) {
     case HeaderState::kZero:
       return Result::kEnd;
     case HeaderState::kCorrupt:
@@ -79,10 +86,19 @@ SegmentScanner::Result SegmentScanner::Next(RecordHeader* header, std::string* p
   }
   uint64_t payload_offset = offset_ + kRecordHeaderSize;
   if (payload_offset + header->payload_len > file_size_) return Result::kTruncated;
-  payload->resize(header->payload_len);
-  *io_error = fs_.PreadUpTo(fd_, payload->data(), payload->size(), payload_offset, &got);
-  if (!io_error->ok()) return Result::kCorrupt;
-  if (got < payload->size()) return Result::kTruncated;
+  if (ahead_ != nullptr && header->payload_len <= ahead_->capacity()) {
+    *io_error = ahead_->Read(fs_, fd_, payload_offset, header->payload_len, file_size_, &bytes);
+    if (!io_error->ok()) return Result::kCorrupt;
+    if (bytes.size() < header->payload_len) return Result::kTruncated;
+    payload->assign(bytes);
+  } else {
+    // Larger than the window (or no window): straight into the caller's string.
+    payload->resize(header->payload_len);
+    size_t got = 0;
+    *io_error = fs_.PreadUpTo(fd_, payload->data(), payload->size(), payload_offset, &got);
+    if (!io_error->ok()) return Result::kCorrupt;
+    if (got < payload->size()) return Result::kTruncated;
+  }
   if (!PayloadMatches(*header, *payload)) return Result::kCorrupt;
   if (header->flags & kFlagFooter) {
     auto decoded = DecodeSegmentFooter(*header, *payload);

@@ -6,6 +6,7 @@
 #include <string_view>
 
 #include "buffer/file_system.h"
+#include "buffer/read_ahead.h"
 #include "buffer/record.h"
 #include "common/status.h"
 
@@ -39,7 +40,9 @@ std::optional<SegmentFooter> DecodeSegmentFooter(const RecordHeader& header,
 // Bytes a footer record takes (header + payload).
 size_t SegmentFooterSize();
 
-// Reads records one after another from an open segment file.
+// Reads records one after another from an open segment file (or any file of records),
+// never at or beyond `file_size`: for a segment being written, the caller passes the end
+// of what is readable, not the size of the fallocated file.
 class SegmentScanner {
  public:
   enum class Result {
@@ -49,10 +52,13 @@ class SegmentScanner {
     kCorrupt,    // header or payload CRC mismatch
     kSealed,     // the segment's footer: *footer filled (if asked), offset past it
   };
-  // "fd" must remain open while the scanner is in use.
+  // "fd" must remain open while the scanner is in use. With `ahead`, records are read
+  // through that window (it may outlive the scanner: a reader keeps one across records;
+  // REQUIRES: its capacity is at least kRecordHeaderSize); without it, each record costs
+  // two reads.
   SegmentScanner(int fd, uint64_t file_size, uint64_t offset,
-                 FileSystem& fs = FileSystem::Default())
-      : fs_(fs), fd_(fd), file_size_(file_size), offset_(offset) {}
+                 FileSystem& fs = FileSystem::Default(), ReadAhead* ahead = nullptr)
+      : fs_(fs), fd_(fd), file_size_(file_size), offset_(offset), ahead_(ahead) {}
 
   Result Next(RecordHeader* header, std::string* payload, common::Status* io_error,
               SegmentFooter* footer = nullptr);
@@ -63,6 +69,7 @@ class SegmentScanner {
   int fd_;
   uint64_t file_size_;
   uint64_t offset_;
+  ReadAhead* ahead_;
 };
 
 }  // namespace sluice::buffer
