@@ -17,6 +17,7 @@
 #include "buffer/dead_letter_store.h"
 #include "buffer/file_system.h"
 #include "buffer/idempotency.h"
+#include "buffer/segment_footer.h"
 #include "common/clock.h"
 #include "common/status.h"
 
@@ -162,6 +163,15 @@ class Log {
     uint64_t switch_seq;
   };
   std::optional<ReadableSpan> ReadableIn(uint64_t first_seq) const;
+  // The stored segments, oldest first, with what their footers count (start-up counts
+  // each target's queue from them).
+  struct SegmentSummary {
+    uint64_t first_seq;
+    // Sealed with per-target counts: the records in it for each target. nullopt for the
+    // active segment and for footers without counts: those must be read to count.
+    std::optional<TargetCounts> targets;
+  };
+  std::vector<SegmentSummary> SegmentSummaries() const;
 
  private:
   struct Pending {
@@ -177,7 +187,8 @@ class Log {
   struct Segment {
     uint64_t first_seq;
     std::string path;
-    uint64_t size;  // bytes written (sealed: the file size)
+    uint64_t size;                                       // bytes written (sealed: the file size)
+    std::optional<TargetCounts> targets = std::nullopt;  // sealed: what its footer counts
   };
   struct TargetCursor {
     std::unique_ptr<CursorFile> file;
@@ -200,12 +211,14 @@ class Log {
     uint64_t end = 0;      // offset after the last complete record (or the footer)
     uint64_t end_seq = 0;  // first sequence not in the segment
     bool header_ok = false;
-    bool sealed = false;  // ends with a matching footer
+    bool sealed = false;                  // ends with a matching footer
+    std::optional<TargetCounts> targets;  // of the records found
   };
   common::Status ScanSegment(const Segment& segment, SegmentEnd* out);
-  common::Status SealSegment(Segment& segment, uint64_t end, uint64_t end_seq);
+  common::Status SealSegment(Segment& segment, const SegmentEnd& found);
   common::Status CutAfterFooter(Segment& segment, const SegmentEnd& found);
-  common::Status WriteFooter(int fd, Segment& segment, uint64_t end, uint64_t end_seq);
+  common::Status WriteFooter(int fd, Segment& segment, uint64_t end, uint64_t end_seq,
+                             const std::optional<TargetCounts>& targets);
   common::Status CheckFooter(Segment* segment, uint64_t next_first_seq, bool* sealed);
   common::Status OpenCursors();
   void WriteDeadLetters(std::vector<PendingDeadLetter>* letters);
@@ -256,6 +269,7 @@ class Log {
   uint64_t active_offset_ = 0;
   uint64_t active_capacity_ = 0;
   uint64_t next_seq_ = 1;
+  SegmentTally tally_;  // the active segment's records, for its footer
   bool unsynced_writes_ = false;
   common::Duration last_data_sync_{0};
   common::Duration last_cursor_sync_{0};

@@ -1,5 +1,6 @@
 #include "buffer/segment.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cstdio>
 #include <cstring>
@@ -42,25 +43,38 @@ std::optional<uint64_t> DecodeSegmentHeader(const char* in) {
   return GetU64(in + 16);
 }
 
-std::string EncodeSegmentFooterPayload(const SegmentFooter& footer) {
-  std::string out(16, '\0');
-  PutU64(out.data(), footer.first_seq);
-  PutU64(out.data() + 8, footer.records);
-  return out;
-}
+Status ReadSegmentFooter(FileSystem& fs, int fd, uint64_t file_size,
+                         std::optional<SegmentFooter>* footer) {
+  // What is read first: the file's end, enough for most footers.
+  constexpr size_t kTailRead = 4096;
+  const size_t v1_size = RecordSize(16);
+  footer->reset();
+  if (file_size < kSegmentHeaderSize + v1_size) return Status::OK();
+  const uint64_t room = file_size - kSegmentHeaderSize;  // the most a footer can take
+  std::string tail(static_cast<size_t>(std::min<uint64_t>(room, kTailRead)), '\0');
+  size_t got = 0;
+  Status s = fs.PreadUpTo(fd, tail.data(), tail.size(), file_size - tail.size(), &got);
+  if (!s.ok() || got < tail.size()) return s;
 
-std::optional<SegmentFooter> DecodeSegmentFooter(const RecordHeader& header,
-                                                 std::string_view payload) {
-  if (!(header.flags & kFlagFooter) || payload.size() != 16) return std::nullopt;
-  SegmentFooter footer;
-  footer.first_seq = GetU64(payload.data());
-  footer.records = GetU64(payload.data() + 8);
-  footer.end_seq = header.seq;
-  if (footer.end_seq - footer.first_seq != footer.records) return std::nullopt;
-  return footer;
+  uint64_t bytes = GetU64(tail.data() + tail.size() - 8);
+  if (bytes % 8 == 0 && bytes > v1_size &&
+      bytes <= std::min<uint64_t>(room, kMaxSegmentFooterBytes)) {
+    std::string longer;
+    std::string_view record;
+    if (bytes <= tail.size()) {
+      record = std::string_view(tail).substr(tail.size() - bytes);
+    } else {
+      longer.resize(bytes);
+      s = fs.PreadUpTo(fd, longer.data(), longer.size(), file_size - bytes, &got);
+      if (!s.ok()) return s;
+      record = std::string_view(longer).substr(0, got);
+    }
+    *footer = DecodeSegmentFooterRecord(record);
+    if (*footer) return Status::OK();
+  }
+  *footer = DecodeSegmentFooterRecord(std::string_view(tail).substr(tail.size() - v1_size));
+  return Status::OK();
 }
-
-size_t SegmentFooterSize() { return RecordSize(16); }
 
 SegmentScanner::Result SegmentScanner::Next(RecordHeader* header, std::string* payload,
                                             Status* io_error, SegmentFooter* footer) {

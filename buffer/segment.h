@@ -8,6 +8,7 @@
 #include "buffer/file_system.h"
 #include "buffer/read_ahead.h"
 #include "buffer/record.h"
+#include "buffer/segment_footer.h"
 #include "common/status.h"
 
 namespace sluice::buffer {
@@ -16,8 +17,7 @@ namespace sluice::buffer {
 //   "SLUICESG" · u32 format version · u32 reserved · u64 first_seq · u32 reserved ·
 //   u32 masked CRC32C of the preceding 28 bytes
 // followed by records. The file is fallocated, so the unwritten tail reads as zeros.
-// When the writer moves on, the segment is sealed: a footer record (flags kFlagFooter,
-// seq = the first sequence *after* the segment, payload u64 first_seq · u64 records)
+// When the writer moves on, the segment is sealed: a footer record (segment_footer.h)
 // is written and synced after the last record, and the file is cut to its end.
 constexpr size_t kSegmentHeaderSize = 32;
 constexpr uint32_t kSegmentVersion = 1;
@@ -29,16 +29,11 @@ void EncodeSegmentHeader(uint64_t first_seq, char* out);
 // The first_seq recorded in a valid header; nullopt when the header is damaged.
 std::optional<uint64_t> DecodeSegmentHeader(const char* in);
 
-struct SegmentFooter {
-  uint64_t first_seq = 0;
-  uint64_t end_seq = 0;  // first sequence after the segment
-  uint64_t records = 0;
-};
-std::string EncodeSegmentFooterPayload(const SegmentFooter& footer);
-std::optional<SegmentFooter> DecodeSegmentFooter(const RecordHeader& header,
-                                                 std::string_view payload);
-// Bytes a footer record takes (header + payload).
-size_t SegmentFooterSize();
+// The footer a segment file of `file_size` bytes ends with, after its header: version 2
+// (its size is the file's last 8 bytes) or else version 1; nullopt when it ends with
+// anything else. One read, two for a footer longer than 4 KiB.
+common::Status ReadSegmentFooter(FileSystem& fs, int fd, uint64_t file_size,
+                                 std::optional<SegmentFooter>* footer);
 
 // Reads records one after another from an open segment file (or any file of records),
 // never at or beyond `file_size`: for a segment being written, the caller passes the end
