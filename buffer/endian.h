@@ -59,6 +59,10 @@ class ByteReader {
     auto s = Take(4);
     return s.empty() ? 0 : GetU32(s.data());
   }
+  uint64_t U64() {
+    auto s = Take(8);
+    return s.empty() ? 0 : GetU64(s.data());
+  }
   std::string_view Take(size_t n) {
     if (failed_ || n > data_.size() - pos_) {
       failed_ = true;
@@ -70,6 +74,7 @@ class ByteReader {
   }
   bool failed() const { return failed_; }
   bool at_end() const { return pos_ == data_.size(); }
+  size_t remaining() const { return data_.size() - pos_; }
 
  private:
   std::string_view data_;

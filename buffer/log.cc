@@ -121,7 +121,7 @@ Status Log::Recover(RecoveryReport* report) {
       // Cut what follows the last complete record (never acknowledged) and seal it:
       // writing resumes in a fresh segment, and every segment but the active one has
       // a footer.
-      s = SealSegment(tail, found.end, found.end_seq);
+      s = SealSegment(tail, found);
       if (!s.ok()) return s;
     } else {
       s = CutAfterFooter(tail, found);
@@ -141,7 +141,7 @@ Status Log::Recover(RecoveryReport* report) {
     ++report->unsealed_segments;
     SegmentEnd found;
     s = ScanSegment(segments_[i], &found);
-    if (s.ok() && !found.sealed) s = SealSegment(segments_[i], found.end, found.end_seq);
+    if (s.ok() && !found.sealed) s = SealSegment(segments_[i], found);
     if (s.ok() && found.sealed) s = CutAfterFooter(segments_[i], found);
     if (!s.ok()) return s;
   }
@@ -176,10 +176,12 @@ Status Log::ScanSegment(const Segment& segment, SegmentEnd* out) {
   out->end_seq = segment.first_seq;
   out->sealed = false;
   if (s.ok()) {
-    SegmentScanner scanner(fd, out->file_size, kSegmentHeaderSize, fs_);
+    ReadAhead ahead;
+    SegmentScanner scanner(fd, out->file_size, kSegmentHeaderSize, fs_, &ahead);
     RecordHeader rh;
     std::string payload;
     SegmentFooter footer;
+    SegmentTally tally;  // for the footer SealSegment writes
     for (;;) {
       auto result = scanner.Next(&rh, &payload, &s, &footer);
       if (result == SegmentScanner::Result::kSealed) {
@@ -190,7 +192,9 @@ Status Log::ScanSegment(const Segment& segment, SegmentEnd* out) {
       if (result != SegmentScanner::Result::kRecord || rh.seq != out->end_seq) break;
       ++out->end_seq;
       out->end = scanner.offset();
+      tally.Add(payload);
     }
+    out->targets = tally.counts();
   }
   (void)fs_.Close(fd);
   return s;
@@ -200,6 +204,7 @@ Status Log::ScanSegment(const Segment& segment, SegmentEnd* out) {
 // that the footer is the file's end and the next start finds the segment sealed.
 Status Log::CutAfterFooter(Segment& segment, const SegmentEnd& found) {
   segment.size = found.end;
+  segment.targets = found.targets;  // counted while scanning, whatever its footer says
   if (found.file_size <= found.end) return Status::OK();
   int fd = -1;
   Status s = fs_.Open(segment.path, O_RDWR, &fd);
@@ -208,27 +213,32 @@ Status Log::CutAfterFooter(Segment& segment, const SegmentEnd& found) {
   return s;
 }
 
-// Writes the footer at `end` (after the last record), syncs, and cuts the file there.
-Status Log::SealSegment(Segment& segment, uint64_t end, uint64_t end_seq) {
+// Writes the footer after the last record found, syncs, and cuts the file there.
+Status Log::SealSegment(Segment& segment, const SegmentEnd& found) {
   int fd = -1;
   Status s = fs_.Open(segment.path, O_RDWR, &fd);
   if (!s.ok()) return s;
-  s = WriteFooter(fd, segment, end, end_seq);
+  s = WriteFooter(fd, segment, found.end, found.end_seq, found.targets);
   (void)fs_.Close(fd);
   return s;
 }
 
-Status Log::WriteFooter(int fd, Segment& segment, uint64_t end, uint64_t end_seq) {
-  SegmentFooter footer{segment.first_seq, end_seq, end_seq - segment.first_seq};
+Status Log::WriteFooter(int fd, Segment& segment, uint64_t end, uint64_t end_seq,
+                        const std::optional<TargetCounts>& targets) {
+  SegmentFooter footer{segment.first_seq, end_seq, end_seq - segment.first_seq, targets};
   std::string payload = EncodeSegmentFooterPayload(footer);
   char header[kRecordHeaderSize];
   EncodeRecordHeader(end_seq, 0, kFlagFooter, payload, header);
   Status s = fs_.PwriteAll(fd, {{header, sizeof(header)}, {payload.data(), payload.size()}}, end);
   if (s.ok() && fsync_ != FsyncPolicy::kNever) s = fs_.Fdatasync(fd, segment.path);
-  uint64_t sealed_end = end + SegmentFooterSize();
+  uint64_t sealed_end = end + RecordSize(payload.size());
   // A failed truncate only leaves zeros that scanners read as the end.
   if (s.ok()) (void)fs_.Truncate(fd, sealed_end, segment.path);
-  if (s.ok()) segment.size = sealed_end;
+  if (s.ok()) {
+    segment.size = sealed_end;
+    // What a version 1 footer (too many targets) does not say is not known.
+    segment.targets = FooterCountsTargets(footer) ? targets : std::nullopt;
+  }
   return s;
 }
 
@@ -240,21 +250,15 @@ Status Log::CheckFooter(Segment* segment, uint64_t next_first_seq, bool* sealed)
   if (!s.ok()) return s;
   uint64_t size = 0;
   s = fs_.FileSize(fd, &size);
-  size_t footer_size = SegmentFooterSize();
-  if (s.ok() && size >= kSegmentHeaderSize + footer_size) {
-    SegmentScanner scanner(fd, size, size - footer_size, fs_);
-    RecordHeader rh;
-    std::string payload;
-    SegmentFooter footer;
-    Status io;
-    // A footer may end short of the next segment: records lost to a crash under
-    // fsync: interval/never (readers skip the gap and count it). It is still sealed.
-    if (scanner.Next(&rh, &payload, &io, &footer) == SegmentScanner::Result::kSealed &&
-        footer.first_seq == segment->first_seq && footer.end_seq <= next_first_seq) {
-      *sealed = true;
-      segment->size = size;
-    }
-    s = io;
+  std::optional<SegmentFooter> footer;
+  if (s.ok()) s = ReadSegmentFooter(fs_, fd, size, &footer);
+  // A footer may end short of the next segment: records lost to a crash under
+  // fsync: interval/never (readers skip the gap and count it). It is still sealed.
+  if (s.ok() && footer && footer->first_seq == segment->first_seq &&
+      footer->end_seq <= next_first_seq) {
+    *sealed = true;
+    segment->size = size;
+    segment->targets = std::move(footer->targets);
   }
   (void)fs_.Close(fd);
   return s;
@@ -453,6 +457,23 @@ std::optional<Log::SegmentRef> Log::SegmentAfter(uint64_t seq) const {
   return SegmentRef{it->first_seq, it->path};
 }
 
+std::vector<Log::SegmentSummary> Log::SegmentSummaries() const {
+  std::lock_guard lock(mu_);
+  std::vector<SegmentSummary> out;
+  out.reserve(segments_.size());
+  for (const auto& seg : segments_) out.push_back(SegmentSummary{seg.first_seq, seg.targets});
+  return out;
+}
+
+std::optional<Log::ReadableSpan> Log::ReadableIn(uint64_t first_seq) const {
+  std::lock_guard lock(mu_);
+  auto it = std::lower_bound(segments_.begin(), segments_.end(), first_seq,
+                             [](const Segment& seg, uint64_t s) { return seg.first_seq < s; });
+  if (it == segments_.end() || it->first_seq != first_seq) return std::nullopt;
+  auto next = std::next(it);
+  return ReadableSpan{it->size, next == segments_.end() ? readable_end() : next->first_seq};
+}
+
 void Log::WriterMain() {
   std::vector<Pending> batch;
   std::vector<PendingDeadLetter> letters;
@@ -554,6 +575,8 @@ void Log::WriteBatch(std::vector<Pending>* batch) {
     Status s = fs_.PwriteAll(active_fd_, std::move(iov), run_offset);
     if (!s.ok()) return Fail(batch, run_start, s);
 
+    // Tallied for the footer before the payloads move into the completions.
+    for (size_t k = run_start; k < i; ++k) tally_.Add((*batch)[k].payload);
     std::vector<Completion> done;
     done.reserve(i - run_start);
     for (size_t k = run_start; k < i; ++k) {
@@ -562,20 +585,24 @@ void Log::WriteBatch(std::vector<Pending>* batch) {
     }
     next_seq_ += i - run_start;
     active_offset_ += run_bytes;
-    {
-      std::lock_guard lock(mu_);
-      segments_.back().size = active_offset_;
-      pending_bytes_ -= run_bytes;
-    }
     bytes_.fetch_add(run_bytes, std::memory_order_relaxed);
     if (fsync_ == FsyncPolicy::kBatch) {
-      // Acknowledged (and readable) once an fdatasync that started after this write
-      // returns: the syncer threads' job (log_sync.cc). The writer goes on meanwhile.
+      // Acknowledged, and readable, once an fdatasync that started after this write
+      // returns: the syncer threads' job (log_sync.cc), which also moves the segment's
+      // readable size. The writer goes on meanwhile.
+      pending_bytes_ -= run_bytes;
       HandToSyncers(std::move(done));
     } else {
       unsynced_writes_ = true;
       if (options_.on_commit) options_.on_commit(common::Duration(0), done.size());
-      readable_end_.store(next_seq_, std::memory_order_release);
+      {
+        // Size and readable_end move together, under the lock ReadableIn takes: a reader
+        // never pairs a new end with an old size.
+        std::lock_guard lock(mu_);
+        segments_.back().size = active_offset_;
+        pending_bytes_ -= run_bytes;
+        readable_end_.store(next_seq_, std::memory_order_release);
+      }
       PublishCompletions(&done);
     }
   }
@@ -660,7 +687,7 @@ void Log::SealActive() {
     sealed = segments_.back();
   }
   // The footer's fdatasync also covers records written since the last sync.
-  Status s = WriteFooter(active_fd_, sealed, active_offset_, next_seq_);
+  Status s = WriteFooter(active_fd_, sealed, active_offset_, next_seq_, tally_.counts());
   if (!s.ok() && !s.IsNoSpace()) {
     std::lock_guard lock(mu_);
     SetFatalLocked(s);
@@ -669,7 +696,9 @@ void Log::SealActive() {
     bytes_.fetch_add(sealed.size - active_offset_, std::memory_order_relaxed);
     std::lock_guard lock(mu_);
     segments_.back().size = sealed.size;
+    segments_.back().targets = std::move(sealed.targets);
   }
+  tally_.Reset();
   unsynced_writes_ = false;
   (void)fs_.Close(active_fd_);
   active_fd_ = -1;

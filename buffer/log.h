@@ -17,6 +17,7 @@
 #include "buffer/dead_letter_store.h"
 #include "buffer/file_system.h"
 #include "buffer/idempotency.h"
+#include "buffer/segment_footer.h"
 #include "common/clock.h"
 #include "common/status.h"
 
@@ -164,6 +165,26 @@ class Log {
   std::optional<SegmentRef> SegmentStartingAt(uint64_t seq) const;
   // The first segment that starts after `seq`.
   std::optional<SegmentRef> SegmentAfter(uint64_t seq) const;
+  // What a reader of the segment starting at `first_seq` may read, taken together with
+  // readable_end() under one lock: `bytes`, the end of its records below readable_end()
+  // (the file size once sealed); and `switch_seq`, the sequence at which the reader must
+  // look for another segment: the next segment's first_seq or, for the last segment,
+  // readable_end() (a segment created later starts at or after it). nullopt when no
+  // segment starts at first_seq (reclaimed).
+  struct ReadableSpan {
+    uint64_t bytes;
+    uint64_t switch_seq;
+  };
+  std::optional<ReadableSpan> ReadableIn(uint64_t first_seq) const;
+  // The stored segments, oldest first, with what their footers count (start-up counts
+  // each target's queue from them).
+  struct SegmentSummary {
+    uint64_t first_seq;
+    // Sealed with per-target counts: the records in it for each target. nullopt for the
+    // active segment and for footers without counts: those must be read to count.
+    std::optional<TargetCounts> targets;
+  };
+  std::vector<SegmentSummary> SegmentSummaries() const;
 
  private:
   struct Pending {
@@ -183,7 +204,8 @@ class Log {
   struct Segment {
     uint64_t first_seq;
     std::string path;
-    uint64_t size;  // bytes written (sealed: the file size)
+    uint64_t size;                                       // bytes written (sealed: the file size)
+    std::optional<TargetCounts> targets = std::nullopt;  // sealed: what its footer counts
   };
   struct TargetCursor {
     std::unique_ptr<CursorFile> file;
@@ -206,12 +228,14 @@ class Log {
     uint64_t end = 0;      // offset after the last complete record (or the footer)
     uint64_t end_seq = 0;  // first sequence not in the segment
     bool header_ok = false;
-    bool sealed = false;  // ends with a matching footer
+    bool sealed = false;                  // ends with a matching footer
+    std::optional<TargetCounts> targets;  // of the records found
   };
   common::Status ScanSegment(const Segment& segment, SegmentEnd* out);
-  common::Status SealSegment(Segment& segment, uint64_t end, uint64_t end_seq);
+  common::Status SealSegment(Segment& segment, const SegmentEnd& found);
   common::Status CutAfterFooter(Segment& segment, const SegmentEnd& found);
-  common::Status WriteFooter(int fd, Segment& segment, uint64_t end, uint64_t end_seq);
+  common::Status WriteFooter(int fd, Segment& segment, uint64_t end, uint64_t end_seq,
+                             const std::optional<TargetCounts>& targets);
   common::Status CheckFooter(Segment* segment, uint64_t next_first_seq, bool* sealed);
   common::Status OpenCursors();
   void WriteDeadLetters(std::vector<PendingDeadLetter>* letters);
@@ -277,6 +301,7 @@ class Log {
   uint64_t active_offset_ = 0;
   uint64_t active_capacity_ = 0;
   uint64_t next_seq_ = 1;
+  SegmentTally tally_;  // the active segment's records, for its footer
   bool unsynced_writes_ = false;
   common::Duration last_data_sync_{0};
   common::Duration last_cursor_sync_{0};
@@ -284,7 +309,8 @@ class Log {
 
   // Syncer state, guarded by sync_mu_ (lock order: sync_mu_, then mu_).
   struct Unsynced {
-    uint64_t end_seq;  // first sequence after these records
+    uint64_t end_seq;     // first sequence after these records
+    uint64_t end_offset;  // where they end in the active segment
     std::vector<Completion> done;
   };
   std::mutex sync_mu_;

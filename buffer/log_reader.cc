@@ -14,6 +14,7 @@ LogReader::~LogReader() { CloseSegment(); }
 void LogReader::CloseSegment() {
   if (fd_ >= 0) (void)log_.fs().Close(fd_);
   fd_ = -1;
+  ahead_.Clear();
 }
 
 Status LogReader::OpenSegment(const Log::SegmentRef& ref) {
@@ -22,7 +23,19 @@ Status LogReader::OpenSegment(const Log::SegmentRef& ref) {
   if (!s.ok()) return s;
   segment_first_seq_ = ref.first_seq;
   offset_ = kSegmentHeaderSize;
-  return log_.fs().FileSize(fd_, &file_size_);
+  return Refresh();
+}
+
+Status LogReader::Refresh() {
+  if (auto span = log_.ReadableIn(segment_first_seq_)) {
+    limit_ = span->bytes;
+    switch_seq_ = span->switch_seq;
+    return Status::OK();
+  }
+  // Reclaimed since it was opened, so sealed long ago: the file size is safe to read to.
+  // Look for another segment at every record from here on.
+  switch_seq_ = 0;
+  return log_.fs().FileSize(fd_, &limit_);
 }
 
 Status LogReader::Position() {
@@ -36,7 +49,7 @@ Status LogReader::Position() {
     return Status::OK();
   }
   // Scan forward to next_seq_.
-  SegmentScanner scanner(fd_, file_size_, offset_, log_.fs());
+  SegmentScanner scanner(fd_, limit_, offset_, log_.fs(), &ahead_);
   RecordHeader h;
   std::string payload;
   for (uint64_t seq = ref->first_seq; seq < next_seq_; ++seq) {
@@ -49,21 +62,26 @@ Status LogReader::Position() {
 LogReader::Result LogReader::Next(RecordHeader* header, std::string* payload, Status* error) {
   for (;;) {
     if (next_seq_ >= log_.readable_end()) return Result::kCaughtUp;
-    if (auto starting = log_.SegmentStartingAt(next_seq_);
-        starting && (fd_ < 0 || starting->first_seq != segment_first_seq_)) {
-      *error = OpenSegment(*starting);
+    // Below switch_seq_ no other segment can start at next_seq_: no lookup per record.
+    if (fd_ < 0 || next_seq_ >= switch_seq_) {
+      if (auto starting = log_.SegmentStartingAt(next_seq_);
+          starting && (fd_ < 0 || starting->first_seq != segment_first_seq_)) {
+        *error = OpenSegment(*starting);
+      } else if (fd_ < 0) {
+        *error = Position();
+        if (error->ok()) continue;  // it may have moved next_seq_
+      } else {
+        *error = Refresh();
+      }
       if (!error->ok()) return Result::kError;
-    } else if (fd_ < 0) {
-      *error = Position();
-      if (!error->ok()) return Result::kError;
-      continue;
     }
-    // The active segment grows: refresh the size when the record may lie past it.
-    if (offset_ + kRecordHeaderSize > file_size_) {
-      *error = log_.fs().FileSize(fd_, &file_size_);
+    // The active segment grows: what was readable at the last refresh may end before the
+    // record, which readable_end() says is there.
+    if (offset_ + kRecordHeaderSize > limit_) {
+      *error = Refresh();
       if (!error->ok()) return Result::kError;
     }
-    SegmentScanner scanner(fd_, file_size_, offset_, log_.fs());
+    SegmentScanner scanner(fd_, limit_, offset_, log_.fs(), &ahead_);
     auto result = scanner.Next(header, payload, error);
     if (!error->ok()) return Result::kError;
     if (result == SegmentScanner::Result::kRecord && header->seq == next_seq_) {

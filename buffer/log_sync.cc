@@ -26,7 +26,7 @@ void Log::HandToSyncers(std::vector<Completion> done) {
     const std::string& path = segments_.back().path;  // the writer's own to read
     if (sync_path_ != path) sync_path_ = path;
     written_end_ = next_seq_;
-    unsynced_.push_back(Unsynced{next_seq_, std::move(done)});
+    unsynced_.push_back(Unsynced{next_seq_, active_offset_, std::move(done)});
   }
   sync_cv_.notify_one();
 }
@@ -76,6 +76,7 @@ void Log::SyncerMain() {
     std::vector<Completion> ready;
     size_t records = 0;
     uint64_t durable_end = 0;
+    uint64_t durable_offset = 0;
     while (!unsynced_.empty() && (!fatal.ok() || unsynced_.front().end_seq <= target)) {
       Unsynced& batch = unsynced_.front();
       for (auto& c : batch.done) {
@@ -84,10 +85,17 @@ void Log::SyncerMain() {
       }
       records += batch.done.size();
       durable_end = batch.end_seq;
+      durable_offset = batch.end_offset;
       unsynced_.pop_front();
     }
     if (fatal.ok() && records > 0) {
-      readable_end_.store(durable_end, std::memory_order_release);
+      {
+        // Size and readable_end move together, under the lock ReadableIn takes. A roll
+        // waits for syncs in flight, so these records are in the last segment.
+        std::lock_guard state(mu_);
+        segments_.back().size = durable_offset;
+        readable_end_.store(durable_end, std::memory_order_release);
+      }
       if (options_.on_commit) options_.on_commit(took, records);
     }
     // Queued under sync_mu_, so completions reach the owner in sequence order.

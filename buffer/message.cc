@@ -57,7 +57,12 @@ bool DecodeMessageTargets(std::string_view payload, std::vector<std::string_view
   r.Take(r.U16());  // client address
   r.Take(r.U16());  // route
   uint8_t count = r.U8();
-  for (int i = 0; i < count && !r.failed(); ++i) targets->push_back(r.Take(r.U8()));
+  for (int i = 0; i < count && !r.failed(); ++i) {
+    std::string_view name = r.Take(r.U8());
+    if (std::find(targets->begin(), targets->end(), name) == targets->end()) {
+      targets->push_back(name);
+    }
+  }
   return !r.failed();
 }
 

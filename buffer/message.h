@@ -48,8 +48,8 @@ std::string EncodeMessage(const Message& m);
 std::optional<Message> DecodeMessage(std::string_view payload);
 std::optional<MessageView> DecodeMessageView(std::string_view payload);
 // Only the target list (views into `payload`), without copying headers and body: what
-// start-up needs to count each target's queue. False when the payload is malformed up
-// to the list.
+// counting each target's queue needs. A name listed twice is returned once: a message is
+// delivered once per target. False when the payload is malformed up to the list.
 bool DecodeMessageTargets(std::string_view payload, std::vector<std::string_view>* targets);
 
 }  // namespace sluice::buffer

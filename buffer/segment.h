@@ -6,7 +6,9 @@
 #include <string_view>
 
 #include "buffer/file_system.h"
+#include "buffer/read_ahead.h"
 #include "buffer/record.h"
+#include "buffer/segment_footer.h"
 #include "common/status.h"
 
 namespace sluice::buffer {
@@ -15,8 +17,7 @@ namespace sluice::buffer {
 //   "SLUICESG" · u32 format version · u32 reserved · u64 first_seq · u32 reserved ·
 //   u32 masked CRC32C of the preceding 28 bytes
 // followed by records. The file is fallocated, so the unwritten tail reads as zeros.
-// When the writer moves on, the segment is sealed: a footer record (flags kFlagFooter,
-// seq = the first sequence *after* the segment, payload u64 first_seq · u64 records)
+// When the writer moves on, the segment is sealed: a footer record (segment_footer.h)
 // is written and synced after the last record, and the file is cut to its end.
 constexpr size_t kSegmentHeaderSize = 32;
 constexpr uint32_t kSegmentVersion = 1;
@@ -28,18 +29,15 @@ void EncodeSegmentHeader(uint64_t first_seq, char* out);
 // The first_seq recorded in a valid header; nullopt when the header is damaged.
 std::optional<uint64_t> DecodeSegmentHeader(const char* in);
 
-struct SegmentFooter {
-  uint64_t first_seq = 0;
-  uint64_t end_seq = 0;  // first sequence after the segment
-  uint64_t records = 0;
-};
-std::string EncodeSegmentFooterPayload(const SegmentFooter& footer);
-std::optional<SegmentFooter> DecodeSegmentFooter(const RecordHeader& header,
-                                                 std::string_view payload);
-// Bytes a footer record takes (header + payload).
-size_t SegmentFooterSize();
+// The footer a segment file of `file_size` bytes ends with, after its header: version 2
+// (its size is the file's last 8 bytes) or else version 1; nullopt when it ends with
+// anything else. One read, two for a footer longer than 4 KiB.
+common::Status ReadSegmentFooter(FileSystem& fs, int fd, uint64_t file_size,
+                                 std::optional<SegmentFooter>* footer);
 
-// Reads records one after another from an open segment file.
+// Reads records one after another from an open segment file (or any file of records),
+// never at or beyond `file_size`: for a segment being written, the caller passes the end
+// of what is readable, not the size of the fallocated file.
 class SegmentScanner {
  public:
   enum class Result {
@@ -49,10 +47,13 @@ class SegmentScanner {
     kCorrupt,    // header or payload CRC mismatch
     kSealed,     // the segment's footer: *footer filled (if asked), offset past it
   };
-  // "fd" must remain open while the scanner is in use.
+  // "fd" must remain open while the scanner is in use. With `ahead`, records are read
+  // through that window (it may outlive the scanner: a reader keeps one across records;
+  // REQUIRES: its capacity is at least kRecordHeaderSize); without it, each record costs
+  // two reads.
   SegmentScanner(int fd, uint64_t file_size, uint64_t offset,
-                 FileSystem& fs = FileSystem::Default())
-      : fs_(fs), fd_(fd), file_size_(file_size), offset_(offset) {}
+                 FileSystem& fs = FileSystem::Default(), ReadAhead* ahead = nullptr)
+      : fs_(fs), fd_(fd), file_size_(file_size), offset_(offset), ahead_(ahead) {}
 
   Result Next(RecordHeader* header, std::string* payload, common::Status* io_error,
               SegmentFooter* footer = nullptr);
@@ -63,6 +64,7 @@ class SegmentScanner {
   int fd_;
   uint64_t file_size_;
   uint64_t offset_;
+  ReadAhead* ahead_;
 };
 
 }  // namespace sluice::buffer

@@ -2,8 +2,7 @@
 
 #include <csignal>
 
-#include "buffer/log_reader.h"
-#include "buffer/message.h"
+#include "buffer/queue_depth.h"
 #include "proxy/logging.h"
 #include "proxy/systemd_notify.h"
 #include "proxy/version.h"
@@ -94,9 +93,17 @@ Status Proxy::Start() {
                                      {"truncated_bytes", report.truncated_bytes}});
   metrics_.buffer_max_bytes().Set(static_cast<double>(config_.buffer.max_bytes));
 
+  // From disk, never from a counter; footers spare reading all but a segment or so.
+  std::map<std::string, uint64_t> cursors;
+  for (const auto& t : config_.targets) cursors[t.name] = log_->LoadedCursor(t.name);
   std::map<std::string, uint64_t> queued;
-  s = CountQueued(&queued);
+  buffer::QueueCountStats counted;
+  s = buffer::CountQueued(*log_, cursors, &queued, &counted);
   if (!s.ok()) return s;
+  logging::Info("queues counted",
+                {{"segments_from_footers", uint64_t{counted.segments_from_footers}},
+                 {"segments_read", uint64_t{counted.segments_read}},
+                 {"records_read", counted.records_read}});
   for (const auto& t : config_.targets) {
     dispatchers_[t.name] = std::make_unique<Dispatcher>(&loop_, t, *log_, metrics_, clock_,
                                                         log_->LoadedCursor(t.name), queued[t.name]);
@@ -169,32 +176,6 @@ Status Proxy::Start() {
       1000);
   logging::Info("ready", {{"version", kVersion}});
   NotifySystemd("READY=1\nSTATUS=accepting and delivering");
-  return Status::OK();
-}
-
-Status Proxy::CountQueued(std::map<std::string, uint64_t>* queued) {
-  uint64_t from = UINT64_MAX;
-  std::map<std::string, uint64_t, std::less<>> cursors;  // finds by string_view
-  for (const auto& t : config_.targets) {
-    cursors[t.name] = log_->LoadedCursor(t.name);
-    from = std::min(from, cursors[t.name]);
-    (*queued)[t.name] = 0;
-  }
-  buffer::LogReader reader(*log_, from);
-  std::vector<std::string_view> targets;
-  buffer::RecordHeader header;
-  std::string payload;
-  Status error;
-  for (;;) {
-    auto result = reader.Next(&header, &payload, &error);
-    if (result == buffer::LogReader::Result::kCaughtUp) break;
-    if (result == buffer::LogReader::Result::kError) return error;
-    if (!buffer::DecodeMessageTargets(payload, &targets)) continue;
-    for (std::string_view target : targets) {
-      auto it = cursors.find(target);
-      if (it != cursors.end() && header.seq >= it->second) ++(*queued)[it->first];
-    }
-  }
   return Status::OK();
 }
 

@@ -33,8 +33,6 @@ class Proxy {
 
  private:
   common::Status Start();
-  // Counts what each target still has to deliver, from disk (never from a counter).
-  common::Status CountQueued(std::map<std::string, uint64_t>* queued);
   void BeginShutdown(int exit_code, bool drain);
   void CheckDrained();
   void Finish();

@@ -19,6 +19,12 @@ std::string PayloadFor(uint64_t seq, size_t len) {
   return out;
 }
 
+size_t EmptyFooterSize() {
+  SegmentFooter footer;
+  footer.targets.emplace();
+  return SegmentFooterSize(footer);
+}
+
 void PrintTo(const ReadRecord& r, std::ostream* os) {
   *os << "{seq " << r.seq << ", " << r.payload.size() << " bytes}";
 }

@@ -23,6 +23,10 @@ namespace sluice::buffer::test {
 // sequences, so a damaged, misplaced or zero-filled payload never reads as the original.
 std::string PayloadFor(uint64_t seq, size_t len);
 
+// Bytes of the footer sealing a segment that holds no message (the payloads above are
+// not messages: the footer counts them for no target).
+size_t EmptyFooterSize();
+
 // One record as a LogReader returned it.
 struct ReadRecord {
   uint64_t seq;

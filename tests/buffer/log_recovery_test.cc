@@ -100,7 +100,7 @@ class LogRecoveryTest : public test::LogFixture {
     ASSERT_EQ(segs[1].first_seq, 6u);
     const std::vector<uint64_t> offset = Offsets(6, 10);  // offset[k]: record 6+k
     const uint64_t tail_size = offset.back();
-    ASSERT_EQ(segs[1].size, tail_size + SegmentFooterSize())
+    ASSERT_EQ(segs[1].size, tail_size + test::EmptyFooterSize())
         << "a sealed segment is exactly its records and its footer";
     // Recovery does not depend on the policy; skipping syncs keeps 400 reopens quick.
     options_.fsync = FsyncPolicy::kNever;
@@ -117,7 +117,7 @@ class LogRecoveryTest : public test::LogFixture {
       const uint64_t end = offset[kept];
       // Fill damage runs to the end of the file, through the footer.
       const uint64_t damaged_size =
-          kind == Damage::kTruncate ? at : tail_size + SegmentFooterSize();
+          kind == Damage::kTruncate ? at : tail_size + test::EmptyFooterSize();
       const uint64_t next = 6 + kept;
 
       RecoveryReport report;

@@ -194,7 +194,7 @@ TEST_F(LogTest, BytesRecomputedAtOpenMatchLiveCount) {
   const uint64_t live = log_->bytes();
   Close();  // seals the active segment: its footer
   auto segs = test::SegmentFiles(options_.dir);
-  EXPECT_EQ(live + SegmentFooterSize(), SizeOf(segs, 0, segs.size()));
+  EXPECT_EQ(live + test::EmptyFooterSize(), SizeOf(segs, 0, segs.size()));
   ASSERT_TRUE(Open());
   EXPECT_EQ(log_->bytes(), SizeOf(segs, 0, segs.size()));
 }
@@ -436,9 +436,9 @@ TEST_F(LogTest, RecordExactlyFillsSegment) {
   auto segs = test::SegmentFiles(options_.dir);
   ASSERT_EQ(segs.size(), 2u);
   EXPECT_EQ(segs[0].first_seq, 1u);
-  EXPECT_EQ(segs[0].size, 4096u + SegmentFooterSize()) << "sealed: records, then the footer";
+  EXPECT_EQ(segs[0].size, 4096u + test::EmptyFooterSize()) << "sealed: records, then the footer";
   EXPECT_EQ(segs[1].first_seq, 2u);
-  EXPECT_EQ(segs[1].size, kSegmentHeaderSize + RecordSize(1) + SegmentFooterSize());
+  EXPECT_EQ(segs[1].size, kSegmentHeaderSize + RecordSize(1) + test::EmptyFooterSize());
   ASSERT_TRUE(Open());
   std::vector<ReadRecord> read = ReadAll(1);
   ASSERT_EQ(read.size(), 2u);
@@ -456,7 +456,7 @@ TEST_F(LogTest, TwoRecordsExactlyFillSegment) {
   Close();
   auto segs = test::SegmentFiles(options_.dir);
   ASSERT_EQ(segs.size(), 2u);
-  EXPECT_EQ(segs[0].size, 4096u + SegmentFooterSize());
+  EXPECT_EQ(segs[0].size, 4096u + test::EmptyFooterSize());
   EXPECT_EQ(segs[1].first_seq, 3u);
 }
 
@@ -471,7 +471,7 @@ TEST_F(LogTest, RecordOneByteTooBigForSegmentGetsItsOwn) {
   auto segs = test::SegmentFiles(options_.dir);
   ASSERT_EQ(segs.size(), 3u);
   EXPECT_EQ(segs[1].first_seq, 2u);
-  EXPECT_EQ(segs[1].size, kSegmentHeaderSize + RecordSize(over) + SegmentFooterSize());
+  EXPECT_EQ(segs[1].size, kSegmentHeaderSize + RecordSize(over) + test::EmptyFooterSize());
   EXPECT_EQ(segs[2].first_seq, 3u);
   ASSERT_TRUE(Open());
   std::vector<ReadRecord> read = ReadAll(1);
@@ -775,7 +775,7 @@ TEST_F(LogTest, ReclaimUnlinksSegmentsBelowCursor) {
   EXPECT_EQ(report.next_seq, last + 1);
   EXPECT_EQ(log_->LoadedCursor("a"), cursor);
   // Closing sealed the segment that was active: its footer is the difference.
-  EXPECT_EQ(log_->bytes(), before - SizeOf(segs, 0, 4) + SegmentFooterSize());
+  EXPECT_EQ(log_->bytes(), before - SizeOf(segs, 0, 4) + test::EmptyFooterSize());
 }
 
 TEST_F(LogTest, CursorOneShortOfSegmentStartKeepsThatSegment) {

@@ -252,5 +252,15 @@ TEST(DecodeMessageTargetsTest, ReadsJustTheTargetList) {
   EXPECT_FALSE(DecodeMessageTargets("", &targets));
 }
 
+// A message is delivered once per target, and queue counts must agree with that.
+TEST(DecodeMessageTargetsTest, ANameListedTwiceIsReturnedOnce) {
+  Message m;
+  m.targets = {"orders", "audit", "orders", "audit", "billing"};
+  const std::string payload = EncodeMessage(m);  // the names are views into it
+  std::vector<std::string_view> targets;
+  ASSERT_TRUE(DecodeMessageTargets(payload, &targets));
+  EXPECT_EQ(targets, (std::vector<std::string_view>{"orders", "audit", "billing"}));
+}
+
 }  // namespace
 }  // namespace sluice::buffer

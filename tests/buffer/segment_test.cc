@@ -6,11 +6,13 @@
 
 #include <array>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "buffer/endian.h"
 #include "common/crc32c.h"
+#include "tests/buffer/counting_fs.h"
 #include "tests/buffer/scratch_dir.h"
 
 namespace sluice::buffer {
@@ -132,8 +134,10 @@ TEST_F(SegmentHeaderTest, WrongMagicWithValidCrcIsDamage) {
   EXPECT_FALSE(DecodeSegmentHeader(h.data()).has_value());
 }
 
-// Builds segment files byte by byte and scans them.
-class SegmentScannerTest : public testing::Test {
+// Builds segment files byte by byte and scans them: without a read-ahead window (the
+// parameter is 0), with one smaller than some records (those are read directly), and with
+// the default one.
+class SegmentScannerTest : public testing::TestWithParam<size_t> {
  protected:
   void SetUp() override {
     path_ = dir_.path() + "/" + SegmentFileName(kFirst);
@@ -161,7 +165,9 @@ class SegmentScannerTest : public testing::Test {
     if (fd_ >= 0) ::close(fd_);
     fd_ = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
     ASSERT_GE(fd_, 0);
-    scanner_.emplace(fd_, test::FileSize(path_), kSegmentHeaderSize);
+    ahead_.reset();
+    if (GetParam() > 0) ahead_ = std::make_unique<ReadAhead>(GetParam());
+    scanner_.emplace(fd_, test::FileSize(path_), kSegmentHeaderSize, fs_, ahead_.get());
   }
 
   SegmentScanner::Result Next() {
@@ -176,12 +182,14 @@ class SegmentScannerTest : public testing::Test {
   std::string path_;
   std::string file_;
   int fd_ = -1;
+  test::CountingFileSystem fs_;
+  std::unique_ptr<ReadAhead> ahead_;
   std::optional<SegmentScanner> scanner_;
   RecordHeader header_;
   std::string payload_;
 };
 
-TEST_F(SegmentScannerTest, ReadsRecordsThenEndAtEof) {
+TEST_P(SegmentScannerTest, ReadsRecordsThenEndAtEof) {
   const std::vector<std::string> payloads = {"", "a", "abcdefgh", "abcdefghi",
                                              std::string(1000, 'z')};
   for (size_t i = 0; i < payloads.size(); ++i) AddRecord(kFirst + i, payloads[i]);
@@ -200,7 +208,7 @@ TEST_F(SegmentScannerTest, ReadsRecordsThenEndAtEof) {
   EXPECT_EQ(scanner_->offset(), offset);
 }
 
-TEST_F(SegmentScannerTest, ZeroTailIsEnd) {
+TEST_P(SegmentScannerTest, ZeroTailIsEnd) {
   AddRecord(kFirst, "one");
   file_.append(4096, '\0');  // what fallocate leaves
   Flush();
@@ -208,12 +216,12 @@ TEST_F(SegmentScannerTest, ZeroTailIsEnd) {
   EXPECT_EQ(Next(), SegmentScanner::Result::kEnd);
 }
 
-TEST_F(SegmentScannerTest, EmptySegmentIsEnd) {
+TEST_P(SegmentScannerTest, EmptySegmentIsEnd) {
   Flush();
   EXPECT_EQ(Next(), SegmentScanner::Result::kEnd);
 }
 
-TEST_F(SegmentScannerTest, PartialHeaderAtEofIsEnd) {
+TEST_P(SegmentScannerTest, PartialHeaderAtEofIsEnd) {
   AddRecord(kFirst, "one");
   uint64_t second = AddRecord(kFirst + 1, "two");
   for (uint64_t cut = second; cut < second + kRecordHeaderSize; ++cut) {
@@ -224,7 +232,7 @@ TEST_F(SegmentScannerTest, PartialHeaderAtEofIsEnd) {
   }
 }
 
-TEST_F(SegmentScannerTest, PayloadPastEofIsTruncated) {
+TEST_P(SegmentScannerTest, PayloadPastEofIsTruncated) {
   AddRecord(kFirst, "one");
   uint64_t second = AddRecord(kFirst + 1, "twotwotwo");
   for (uint64_t cut = second + kRecordHeaderSize; cut < second + kRecordHeaderSize + 9; ++cut) {
@@ -235,7 +243,7 @@ TEST_F(SegmentScannerTest, PayloadPastEofIsTruncated) {
   }
 }
 
-TEST_F(SegmentScannerTest, MissingPaddingAtEofStillReadsTheRecord) {
+TEST_P(SegmentScannerTest, MissingPaddingAtEofStillReadsTheRecord) {
   uint64_t at = AddRecord(kFirst, "abc");  // 5 bytes of padding follow
   Flush(at + kRecordHeaderSize + 3);
   ASSERT_EQ(Next(), SegmentScanner::Result::kRecord);
@@ -243,7 +251,7 @@ TEST_F(SegmentScannerTest, MissingPaddingAtEofStillReadsTheRecord) {
   EXPECT_EQ(Next(), SegmentScanner::Result::kEnd);
 }
 
-TEST_F(SegmentScannerTest, PayloadBitFlipIsCorrupt) {
+TEST_P(SegmentScannerTest, PayloadBitFlipIsCorrupt) {
   AddRecord(kFirst, "one");
   uint64_t second = AddRecord(kFirst + 1, "payload");
   file_[second + kRecordHeaderSize + 2] ^= 0x04;
@@ -252,7 +260,7 @@ TEST_F(SegmentScannerTest, PayloadBitFlipIsCorrupt) {
   EXPECT_EQ(Next(), SegmentScanner::Result::kCorrupt);
 }
 
-TEST_F(SegmentScannerTest, HeaderBitFlipIsCorrupt) {
+TEST_P(SegmentScannerTest, HeaderBitFlipIsCorrupt) {
   AddRecord(kFirst, "one");
   uint64_t second = AddRecord(kFirst + 1, "payload");
   file_[second + 9] ^= 0x01;  // inside seq
@@ -260,6 +268,62 @@ TEST_F(SegmentScannerTest, HeaderBitFlipIsCorrupt) {
   ASSERT_EQ(Next(), SegmentScanner::Result::kRecord);
   EXPECT_EQ(Next(), SegmentScanner::Result::kCorrupt);
 }
+
+// The point of the window: records read in order cost one read per window, not two each.
+TEST_P(SegmentScannerTest, ReadsInOrderWithOneReadPerWindow) {
+  constexpr size_t kRecords = 1000;
+  for (size_t i = 0; i < kRecords; ++i) AddRecord(kFirst + i, std::string(100, 'p'));
+  Flush();
+  for (size_t i = 0; i < kRecords; ++i) ASSERT_EQ(Next(), SegmentScanner::Result::kRecord) << i;
+  EXPECT_EQ(Next(), SegmentScanner::Result::kEnd);
+  const size_t reads = fs_.Reads().size();
+  if (GetParam() == 0) {
+    EXPECT_EQ(reads, 2 * kRecords);
+  } else if (GetParam() >= RecordSize(100)) {
+    // Each refill starts at a record that did not fit the last window: at most one
+    // record's worth of bytes is read twice per window.
+    const size_t per_window = GetParam() - RecordSize(100) + 1;
+    EXPECT_LE(reads, (file_.size() - kSegmentHeaderSize) / per_window + 2);
+  }
+}
+
+TEST_P(SegmentScannerTest, RecordLargerThanTheWindowIsReadWhole) {
+  const std::string big(3000, 'B');
+  AddRecord(kFirst, "small");
+  AddRecord(kFirst + 1, big);
+  AddRecord(kFirst + 2, "after");
+  Flush();
+  ASSERT_EQ(Next(), SegmentScanner::Result::kRecord);
+  ASSERT_EQ(Next(), SegmentScanner::Result::kRecord);
+  EXPECT_EQ(payload_, big);
+  ASSERT_EQ(Next(), SegmentScanner::Result::kRecord);
+  EXPECT_EQ(payload_, "after");
+  EXPECT_EQ(Next(), SegmentScanner::Result::kEnd);
+}
+
+// Bytes at or beyond the scanner's end are never read: for an active segment it is the
+// end of what is readable, and the fallocated zeros after it are not the end of the log.
+TEST_P(SegmentScannerTest, NeverReadsPastItsEnd) {
+  AddRecord(kFirst, "one");
+  const uint64_t end = file_.size();
+  AddRecord(kFirst + 1, "two");
+  file_.append(4096, '\0');
+  test::WriteFile(path_, file_);
+  fd_ = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(fd_, 0);
+  if (GetParam() > 0) ahead_ = std::make_unique<ReadAhead>(GetParam());
+  scanner_.emplace(fd_, end, kSegmentHeaderSize, fs_, ahead_.get());
+  ASSERT_EQ(Next(), SegmentScanner::Result::kRecord);
+  EXPECT_EQ(Next(), SegmentScanner::Result::kEnd);
+  for (const auto& r : fs_.Reads()) EXPECT_LE(r.offset + r.n, end);
+}
+
+INSTANTIATE_TEST_SUITE_P(Windows, SegmentScannerTest,
+                         testing::Values(size_t{0}, size_t{40}, ReadAhead::kDefaultCapacity),
+                         [](const testing::TestParamInfo<size_t>& info) {
+                           return info.param == 0 ? std::string("NoWindow")
+                                                  : "Window" + std::to_string(info.param);
+                         });
 
 }  // namespace
 }  // namespace sluice::buffer

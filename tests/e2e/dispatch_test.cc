@@ -378,5 +378,69 @@ routes:
   EXPECT_EQ(downstream_.Count(), 20u);
 }
 
+// Start-up counts each target's queue from disk: from segment footers, and by reading
+// the segment that holds a cursor. Counted right whether the last stop was clean (every
+// segment sealed by sluice) or a kill -9 (the tail sealed by recovery).
+TEST_F(DispatchTest, QueueDepthAfterARestartCountsEachTargetOfAFanOutRoute) {
+  buffer_options_ = ", segment_bytes: 16KiB";  // a dozen messages per segment
+  std::string config = R"(
+targets:
+  app:
+    url: http://127.0.0.1:@DOWNSTREAM_PORT@
+    rate: unlimited
+    retry: {max_attempts: 0, initial_backoff: 1s, max_backoff: 1s}
+  audit:
+    url: http://127.0.0.1:@AUDIT_PORT@
+    rate: unlimited
+    retry: {max_attempts: 0, initial_backoff: 1s, max_backoff: 1s}
+routes:
+  - name: both
+    match: {path_prefix: /both/}
+    queue: [app, audit]
+  - name: app-only
+    match: {path_prefix: /}
+    queue: [app]
+)";
+  Downstream audit;  // never started: audit is down throughout
+  ASSERT_TRUE(audit.Start()) << audit.error();
+  audit.Stop();
+  config.replace(config.find("@AUDIT_PORT@"), 12, std::to_string(audit.port()));
+  ASSERT_TRUE(StartSluice(config));
+  PostOptions options;
+  options.make = [](int seq) {
+    Request r = MakePost(seq);
+    if (seq % 2 == 0) r.target = "/both" + r.target;
+    return r;
+  };
+  // app takes the first 30, then goes down: its cursor stops inside a segment.
+  std::vector<Accepted> first = PostMany(30, options);
+  ASSERT_EQ(first.size(), 30u);
+  ASSERT_TRUE(WaitDelivered(first));
+  downstream_.Stop();
+  options.first_seq = 30;
+  ASSERT_EQ(PostMany(70, options).size(), 70u);
+  auto queued = [&](const char* target, double want) {
+    return WaitForMetric(
+        "sluice_queue_messages", {{"target", target}}, [want](double v) { return v == want; },
+        "== " + std::to_string(want));
+  };
+  ASSERT_TRUE(queued("app", 70));
+  ASSERT_TRUE(queued("audit", 50));
+
+  ASSERT_TRUE(sluice_.Terminate().has_value());
+  ASSERT_TRUE(RestartSluice());
+  EXPECT_TRUE(queued("app", 70)) << "after a clean stop";
+  EXPECT_TRUE(queued("audit", 50)) << "after a clean stop";
+
+  // Ten more (five for both) in a segment that the kill leaves unsealed.
+  options.first_seq = 100;
+  ASSERT_EQ(PostMany(10, options).size(), 10u);
+  ASSERT_TRUE(queued("app", 80));
+  sluice_.Kill9();
+  ASSERT_TRUE(RestartSluice());
+  EXPECT_TRUE(queued("app", 80)) << "after kill -9";
+  EXPECT_TRUE(queued("audit", 55)) << "after kill -9";
+}
+
 }  // namespace
 }  // namespace sluice::e2e

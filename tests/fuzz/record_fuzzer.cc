@@ -1,6 +1,6 @@
 // Fuzzes the decoders of bytes read back from disk: record headers, segment headers,
 // footers and file names, message payloads, dead-letter payloads and idempotency keys
-// (buffer/record.h, segment.h, message.h, dead_letter.h, idempotency.h).
+// (buffer/record.h, segment.h, segment_footer.h, message.h, dead_letter.h, idempotency.h).
 //
 // The same input goes to every decoder. Properties:
 //   - no decoder crashes, reads out of bounds or allocates without bound;
@@ -25,6 +25,7 @@
 #include "buffer/message.h"
 #include "buffer/record.h"
 #include "buffer/segment.h"
+#include "buffer/segment_footer.h"
 #include "common/crc32c.h"
 
 namespace {
@@ -171,8 +172,27 @@ void CheckSegmentFraming(std::string_view in) {
               "a footer that does not add up");
         Check(buffer::EncodeSegmentFooterPayload(*footer) == payload,
               "a decoded footer did not re-encode to the same bytes");
-        Check(buffer::RecordSize(payload.size()) == buffer::SegmentFooterSize(),
+        Check(buffer::RecordSize(payload.size()) == buffer::SegmentFooterSize(*footer),
               "a footer of another size than SegmentFooterSize()");
+        Check(payload.size() % 8 == 0, "a footer that needs padding cannot end a file");
+        Check(footer->targets.has_value() == (payload.size() != 16),
+              "version 1 footers are exactly the ones without counts");
+        if (footer->targets) {
+          uint64_t size;
+          std::memcpy(&size, payload.data() + payload.size() - 8, 8);
+          Check(size == buffer::kRecordHeaderSize + payload.size(),
+                "a version 2 footer that does not end with its size");
+          for (const auto& [name, records] : *footer->targets) {
+            Check(records >= 1 && records <= footer->records, "a target count out of range");
+          }
+        }
+        // As a whole record (the payload CRC checked too), as when read from a file's end.
+        auto whole = buffer::DecodeSegmentFooterRecord(
+            in.substr(0, buffer::kRecordHeaderSize + payload.size()));
+        Check(whole.has_value() == buffer::PayloadMatches(h, payload),
+              "a footer record decodes exactly when its payload matches its CRC");
+        Check(!whole || (whole->end_seq == footer->end_seq && whole->targets == footer->targets),
+              "the footer record decodes differently from its payload");
       }
     }
   }

@@ -19,8 +19,10 @@
 //
 // Properties: Open succeeds and never crashes, hangs or leaks memory or descriptors; the
 // records read are exactly those an independent scan of the file (written from the
-// format in record.h and segment.h) finds whole, valid and in sequence, in order, and
-// nothing else; the tail is cut right after the last of them and sealed with a footer;
+// format in record.h, segment.h, segment_footer.h and message.h) finds whole, valid and
+// in sequence, in order, and nothing else; the tail is cut right after the last of them
+// and sealed with a footer whose per-target counts are those of the records it keeps
+// (and so is an older segment recovery seals); the log's segment summaries say the same;
 // dead letters and idempotency keys load as their files hold them; a second recovery of
 // what the first one left changes nothing.
 //
@@ -45,6 +47,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -58,6 +61,7 @@
 #include "buffer/log_reader.h"
 #include "buffer/record.h"
 #include "buffer/segment.h"
+#include "buffer/segment_footer.h"
 #include "common/crc32c.h"
 
 namespace {
@@ -75,7 +79,8 @@ enum Option : uint8_t {
   kIdempotency = 1 << 5,
 };
 constexpr const char* kTarget = "t";
-constexpr size_t kFooterSize = buffer::kRecordHeaderSize + 16;  // payload: first_seq, records
+constexpr size_t kFooterV1Size = buffer::kRecordHeaderSize + 16;  // first_seq, records
+constexpr size_t kMaxFooterTargets = 256;                         // more: a version 1 footer
 
 [[noreturn]] void Fail(const std::string& what) {
   std::fprintf(stderr, "recovery_fuzzer: %s\n", what.c_str());
@@ -203,14 +208,112 @@ std::optional<RawRecord> ParseRecord(std::string_view file, size_t offset) {
 
 bool IsFooter(const RawRecord& r) { return (r.flags & 1) != 0; }
 
-// A footer's (first_seq, end_seq) when it is well formed: 16 bytes of payload,
-// first_seq and a record count that adds up to the end_seq in its header.
+using Counts = std::map<std::string, uint64_t>;
+
+// The distinct target names of a message payload (message.h: u8 version 1, 16-byte id,
+// u16+method, u32+target, u16+client_addr, u16+route, u8 count + (u8+name)*), or nullopt
+// when the payload is not a message up to its list.
+std::optional<std::vector<std::string>> MessageTargets(std::string_view p) {
+  size_t at = 0;
+  auto take = [&](size_t n) -> std::optional<std::string_view> {
+    if (n > p.size() - at) return std::nullopt;
+    std::string_view out = p.substr(at, n);
+    at += n;
+    return out;
+  };
+  auto length = [&](size_t width) -> std::optional<size_t> {
+    auto b = take(width);
+    if (!b) return std::nullopt;
+    uint64_t v = 0;
+    std::memcpy(&v, b->data(), width);
+    return static_cast<size_t>(v);
+  };
+  auto version = take(1);
+  if (!version || (*version)[0] != 1 || !take(16)) return std::nullopt;
+  for (size_t width : {2, 4, 2, 2}) {  // method, request-target, client address, route
+    auto n = length(width);
+    if (!n || !take(*n)) return std::nullopt;
+  }
+  auto count = length(1);
+  if (!count) return std::nullopt;
+  std::vector<std::string> names;
+  for (size_t i = 0; i < *count; ++i) {
+    auto n = length(1);
+    std::optional<std::string_view> name = n ? take(*n) : std::nullopt;
+    if (!name) return std::nullopt;
+    if (std::find(names.begin(), names.end(), *name) == names.end()) names.emplace_back(*name);
+  }
+  return names;
+}
+
+// A footer as segment_footer.h describes it: span and, for version 2, per-target counts.
+struct FooterInfo {
+  uint64_t first;
+  uint64_t end;
+  std::optional<Counts> targets;
+};
+
+std::optional<FooterInfo> ParseFooter(const RawRecord& r) {
+  const std::string& p = r.payload;
+  if (!IsFooter(r) || p.size() < 16) return std::nullopt;
+  FooterInfo f{LoadU64(p.data()), r.seq, std::nullopt};
+  uint64_t records = LoadU64(p.data() + 8);
+  if (r.seq - f.first != records) return std::nullopt;
+  if (p.size() == 16) return f;
+  if (p.size() < 32 || p.size() % 8 != 0) return std::nullopt;
+  if (LoadU64(p.data() + p.size() - 8) != buffer::kRecordHeaderSize + p.size()) return std::nullopt;
+  uint32_t count = LoadU32(p.data() + 16);
+  if (LoadU32(p.data() + 20) != 0 || count > kMaxFooterTargets) return std::nullopt;
+  const size_t end = p.size() - 8;
+  size_t at = 24;
+  Counts targets;
+  std::string previous;
+  for (uint32_t i = 0; i < count; ++i) {
+    if (end - at < 9) return std::nullopt;
+    uint64_t n = LoadU64(p.data() + at);
+    size_t len = static_cast<uint8_t>(p[at + 8]);
+    at += 9;
+    if (end - at < len) return std::nullopt;
+    std::string name = p.substr(at, len);
+    at += len;
+    if (n == 0 || n > records || (i > 0 && !(previous < name))) return std::nullopt;
+    targets[name] = n;
+    previous = name;
+  }
+  if (end - at >= 8) return std::nullopt;
+  for (; at < end; ++at) {
+    if (p[at] != '\0') return std::nullopt;
+  }
+  f.targets = std::move(targets);
+  return f;
+}
+
+// A footer's (first_seq, end_seq) when it is well formed.
 std::optional<std::pair<uint64_t, uint64_t>> FooterSpan(const RawRecord& r) {
-  if (!IsFooter(r) || r.payload.size() != 16) return std::nullopt;
-  uint64_t first = LoadU64(r.payload.data());
-  uint64_t records = LoadU64(r.payload.data() + 8);
-  if (r.seq - first != records) return std::nullopt;
-  return std::make_pair(first, r.seq);
+  auto f = ParseFooter(r);
+  if (!f) return std::nullopt;
+  return std::make_pair(f->first, f->end);
+}
+
+// What a footer over records whose payloads are `payloads` counts for each target.
+template <typename Records>
+std::optional<Counts> CountTargets(const Records& records) {
+  Counts counts;
+  for (const auto& r : records) {
+    if (auto names = MessageTargets(r.payload)) {
+      for (const auto& name : *names) ++counts[name];
+    }
+  }
+  if (counts.size() > kMaxFooterTargets) return std::nullopt;
+  return counts;
+}
+
+// Bytes of the footer recovery writes for those counts (version 1 when nullopt).
+size_t FooterSize(const std::optional<Counts>& counts) {
+  if (!counts) return kFooterV1Size;
+  size_t payload = 24;
+  for (const auto& [name, n] : *counts) payload += 9 + name.size();
+  return buffer::kRecordHeaderSize + ((payload + 7) & ~size_t{7}) + 8;
 }
 
 struct ExpectedRecord {
@@ -247,15 +350,58 @@ SegmentView ReferenceSegment(std::string_view file, uint64_t first_seq) {
   return v;
 }
 
+// The footer the file ends with: version 2 (its size is the last 8 bytes) or version 1,
+// whole, after the segment header.
+std::optional<FooterInfo> FooterAtEnd(std::string_view file) {
+  if (file.size() < buffer::kSegmentHeaderSize + kFooterV1Size) return std::nullopt;
+  uint64_t size = LoadU64(file.data() + file.size() - 8);
+  for (uint64_t candidate : {size, uint64_t{kFooterV1Size}}) {
+    if (candidate < kFooterV1Size || candidate > file.size() - buffer::kSegmentHeaderSize) {
+      continue;
+    }
+    auto r = ParseRecord(file, file.size() - candidate);
+    if (!r || r->next != file.size()) continue;
+    if (auto f = ParseFooter(*r)) return f;
+  }
+  return std::nullopt;
+}
+
 // True when the file ends with a footer for [first_seq, end_seq).
 // A footer may end short of `end_seq` (the next segment's start): records lost to a crash
 // under fsync: interval/never leave a gap that readers skip. Such a segment is sealed.
 bool EndsWithFooter(std::string_view file, uint64_t first_seq, uint64_t end_seq) {
-  if (file.size() < buffer::kSegmentHeaderSize + kFooterSize) return false;
-  auto r = ParseRecord(file, file.size() - kFooterSize);
-  if (!r) return false;
-  auto span = FooterSpan(*r);
-  return span && span->first == first_seq && span->second <= end_seq;
+  auto f = FooterAtEnd(file);
+  return f && f->first == first_seq && f->end <= end_seq;
+}
+
+std::string ReadWhole(const std::filesystem::path& path) {
+  std::string out;
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return out;
+  char buf[4096];
+  ssize_t n;
+  while ((n = ::read(fd, buf, sizeof buf)) > 0) out.append(buf, static_cast<size_t>(n));
+  ::close(fd);
+  return out;
+}
+
+// The segment recovery sealed ends with a footer counting `want` for each target.
+void CheckSealedWithCounts(const std::filesystem::path& path, const std::optional<Counts>& want,
+                           const char* which) {
+  auto f = FooterAtEnd(ReadWhole(path));
+  Check(f.has_value(), std::string(which) + " does not end with a footer");
+  Check(f->targets == want, std::string(which) + "'s footer does not count its records' targets");
+}
+
+// What the log says a segment's footer counts equals `want`.
+void CheckSummary(const buffer::Log& log, size_t index, const std::optional<Counts>& want,
+                  const char* which) {
+  auto summaries = log.SegmentSummaries();
+  Check(index < summaries.size(), std::string(which) + ": no such segment in the summaries");
+  const auto& got = summaries[index].targets;
+  bool same = got.has_value() == want.has_value();
+  if (same && got) same = Counts(got->begin(), got->end()) == *want;
+  Check(same, std::string(which) + ": the log's summary disagrees with the records' targets");
 }
 
 // Records of a headerless file (dead letters, idempotency keys) from offset 0, up to the
@@ -412,6 +558,10 @@ void RunOne(uint8_t options, uint8_t k_byte, std::string body) {
   }
   const uint64_t seg1_readable = expected.size();
   if (older) expected.push_back({k, 7, tail_payload});
+  // What the footers recovery writes must count: every record in sequence it keeps.
+  const std::optional<Counts> seg1_counts = CountTargets(view.records);
+  const std::optional<Counts> tail_counts =
+      CountTargets(std::vector<ExpectedRecord>{{k, 7, tail_payload}});
   uint64_t dead_end = 0;
   bool dead_footer = false;
   const std::vector<RawRecord> dead_records = ReferenceRecords(body, &dead_end, &dead_footer);
@@ -448,19 +598,27 @@ void RunOne(uint8_t options, uint8_t k_byte, std::string body) {
       Check(report.next_seq == k + 1, "the valid tail segment was not recovered whole");
       Check(report.segments == 2 && seg1_size.has_value(), "an older segment went missing");
       Check(report.truncated_bytes == 0, "bytes cut from a whole tail");
-      Check(FileSize(seg_k) ==
-                buffer::kSegmentHeaderSize + buffer::RecordSize(tail_payload.size()) + kFooterSize,
+      Check(FileSize(seg_k) == buffer::kSegmentHeaderSize +
+                                   buffer::RecordSize(tail_payload.size()) +
+                                   FooterSize(tail_counts),
             "the tail segment was not sealed right after its record");
+      CheckSealedWithCounts(seg_k, tail_counts, "the tail segment");
+      CheckSummary(*log, 1, tail_counts, "the tail segment");
       if (EndsWithFooter(seg, 1, k)) {
         Check(report.unsealed_segments == 0 && seg1_size == seg.size(),
               "recovery changed an older segment sealed at its place");
+        // Its footer is trusted as it stands (records are not read to check it).
+        CheckSummary(*log, 0, FooterAtEnd(seg)->targets, "an older sealed segment");
       } else {
         Check(report.unsealed_segments == 1, "an unsealed older segment was not counted");
-        Check(seg1_size == view.end + kFooterSize,
+        const uint64_t want = view.end + FooterSize(seg1_counts);
+        Check(seg1_size == want,
               "an unsealed older segment was not cut after its last record in sequence and "
               "sealed (size " +
-                  std::to_string(seg1_size.value_or(0)) + ", expected " +
-                  std::to_string(view.end + kFooterSize) + ")");
+                  std::to_string(seg1_size.value_or(0)) + ", expected " + std::to_string(want) +
+                  ")");
+        CheckSealedWithCounts(seg1, seg1_counts, "an older segment recovery sealed");
+        CheckSummary(*log, 0, seg1_counts, "an older segment recovery sealed");
       }
     } else if (view.records.empty()) {
       Check(report.next_seq == 1 && report.segments == 0 && report.removed_segments == 1,
@@ -474,11 +632,14 @@ void RunOne(uint8_t options, uint8_t k_byte, std::string body) {
             "truncated_bytes is not the cut tail");
       // Sealed already: cut after the footer. Otherwise: cut after the last record (its
       // padding included) and sealed with a footer there.
-      uint64_t want = view.sealed ? view.end : view.end + kFooterSize;
+      uint64_t want = view.sealed ? view.end : view.end + FooterSize(seg1_counts);
       Check(seg1_size == want,
             "the tail segment was not cut and sealed right after its last "
             "record (size " +
                 std::to_string(seg1_size.value_or(0)) + ", expected " + std::to_string(want) + ")");
+      if (!view.sealed) CheckSealedWithCounts(seg1, seg1_counts, "the tail segment");
+      // Read whole at recovery: counted from its records, whatever its footer says.
+      CheckSummary(*log, 0, seg1_counts, "the tail segment");
       Check(report.damaged_headers == (header_ok ? 0u : 1u), "damaged_headers miscounted");
     }
 

@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -19,6 +20,7 @@
 #include "buffer/message.h"
 #include "buffer/record.h"
 #include "buffer/segment.h"
+#include "buffer/segment_footer.h"
 
 namespace {
 
@@ -57,13 +59,25 @@ std::string Record(uint64_t seq, std::string_view payload, uint16_t flags = 0) {
   return out;
 }
 
-// The footer that seals a segment holding [first_seq, end_seq).
-std::string Footer(uint64_t first_seq, uint64_t end_seq) {
-  std::string payload =
-      buffer::EncodeSegmentFooterPayload({first_seq, end_seq, end_seq - first_seq});
+// The footer that seals a segment holding [first_seq, end_seq): version 1 (as releases
+// before per-target counts wrote it) without `targets`, version 2 with them.
+std::string Footer(uint64_t first_seq, uint64_t end_seq,
+                   std::optional<buffer::TargetCounts> targets = std::nullopt) {
+  std::string payload = buffer::EncodeSegmentFooterPayload(
+      {first_seq, end_seq, end_seq - first_seq, std::move(targets)});
   std::string out(buffer::kRecordHeaderSize, '\0');
   buffer::EncodeRecordHeader(end_seq, 0, buffer::kFlagFooter, payload, out.data());
   return out + payload;
+}
+
+// The counts of SampleMessage(first..end-1): every one for "orders", every third for "audit".
+buffer::TargetCounts SampleCounts(uint64_t first, uint64_t end) {
+  buffer::TargetCounts counts;
+  for (uint64_t n = first; n < end; ++n) {
+    ++counts["orders"];
+    if (n % 3 == 0) ++counts["audit"];
+  }
+  return counts;
 }
 
 std::string IdempotencyKey(uint64_t n, uint64_t expires_unix_ns) {
@@ -97,6 +111,8 @@ void RecordSeeds(const fs::path& dir) {
   Write(dir, "record-empty-payload", Record(1, ""));
   Write(dir, "record-zero-header", std::string(buffer::kRecordHeaderSize, '\0'));
   Write(dir, "footer", Footer(1, 4));
+  Write(dir, "footer-counted", Footer(1, 4, SampleCounts(1, 4)));
+  Write(dir, "footer-counted-none", Footer(1, 4, buffer::TargetCounts{}));
   Write(dir, "idempotency-key", IdempotencyKey(1, 4102444800000000000ull));
   Write(dir, "record-idempotency-key", Record(0, IdempotencyKey(2, 1)));
   std::string seg_header(buffer::kSegmentHeaderSize, '\0');
@@ -144,8 +160,15 @@ void RecoverySeeds(const fs::path& dir) {
   Write(dir, "fix-crcs", seed(kFixCrcs, 0, three));
   Write(dir, "append", seed(kAppend, 0, three));
   Write(dir, "append-empty", seed(kAppend, 0, ""));
+  Write(dir, "three-records-sealed-counted", seed(0, 0, three + Footer(1, 4, SampleCounts(1, 4))));
+  Write(dir, "sealed-counted-then-junk",
+        seed(0, 0, three + Footer(1, 4, SampleCounts(1, 4)) + std::string(24, '\0')));
+  Write(dir, "sealed-counts-wrong", seed(0, 0, three + Footer(1, 4, {{{"orders", 1}}})));
   // Older segment sealed at its place: records 1..K-1 and their footer (K = 2 + byte % 32).
   Write(dir, "older-sealed", seed(kOlder, 2, body(1, 3) + Footer(1, 4)));
+  Write(dir, "older-sealed-counted",
+        seed(kOlder, 2, body(1, 3) + Footer(1, 4, SampleCounts(1, 4))));
+  Write(dir, "older-unsealed-fanout", seed(kOlder, 4, body(1, 5)));
   Write(dir, "older-sealed-append", seed(kOlder | kAppend, 0, body(1, 1) + Footer(1, 2)));
   Write(dir, "older-sealed-damaged-inside",
         seed(kOlder, 2, flipped.substr(0, flipped.size()) + Footer(1, 4)));

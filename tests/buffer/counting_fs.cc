@@ -1,0 +1,48 @@
+#include "tests/buffer/counting_fs.h"
+
+namespace sluice::buffer::test {
+
+Status CountingFileSystem::Open(const std::string& path, int flags, int* fd) {
+  Status s = base_.Open(path, flags, fd);
+  if (s.ok()) {
+    std::lock_guard lock(mu_);
+    paths_[*fd] = path;
+  }
+  return s;
+}
+
+Status CountingFileSystem::Close(int fd) {
+  {
+    std::lock_guard lock(mu_);
+    paths_.erase(fd);
+  }
+  return base_.Close(fd);
+}
+
+Status CountingFileSystem::PreadUpTo(int fd, void* buf, size_t n, uint64_t offset, size_t* got) {
+  Read read{"", offset, n};
+  {
+    std::lock_guard lock(mu_);
+    auto it = paths_.find(fd);
+    if (it != paths_.end()) read.path = it->second;
+    reads_.push_back(read);
+  }
+  if (on_read_) on_read_(read);
+  return base_.PreadUpTo(fd, buf, n, offset, got);
+}
+
+std::vector<CountingFileSystem::Read> CountingFileSystem::Reads(std::string_view path_part) const {
+  std::lock_guard lock(mu_);
+  std::vector<Read> out;
+  for (const Read& r : reads_) {
+    if (r.path.find(path_part) != std::string::npos) out.push_back(r);
+  }
+  return out;
+}
+
+void CountingFileSystem::ClearReads() {
+  std::lock_guard lock(mu_);
+  reads_.clear();
+}
+
+}  // namespace sluice::buffer::test

@@ -1,0 +1,70 @@
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "buffer/file_system.h"
+#include "common/status.h"
+
+namespace sluice::buffer::test {
+
+// A FileSystem that passes every call to `base` and records each PreadUpTo (which file,
+// where, how much), so that tests can count the reads behind an operation and check
+// where they land. Thread-safe.
+class CountingFileSystem final : public FileSystem {
+ public:
+  struct Read {
+    std::string path;
+    uint64_t offset;
+    size_t n;
+  };
+
+  // "base" must outlive this object.
+  explicit CountingFileSystem(FileSystem& base = FileSystem::Default()) : base_(base) {}
+
+  Status Open(const std::string& path, int flags, int* fd) override;
+  Status Close(int fd) override;
+  Status PwriteAll(int fd, std::vector<iovec> iov, uint64_t offset) override {
+    return base_.PwriteAll(fd, std::move(iov), offset);
+  }
+  Status PreadUpTo(int fd, void* buf, size_t n, uint64_t offset, size_t* got) override;
+  Status Fdatasync(int fd, const std::string& what) override { return base_.Fdatasync(fd, what); }
+  Status Fallocate(int fd, uint64_t size, const std::string& path) override {
+    return base_.Fallocate(fd, size, path);
+  }
+  Status Truncate(int fd, uint64_t size, const std::string& path) override {
+    return base_.Truncate(fd, size, path);
+  }
+  Status FileSize(int fd, uint64_t* size) override { return base_.FileSize(fd, size); }
+  Status SyncDir(const std::string& dir) override { return base_.SyncDir(dir); }
+  Status MakeDirs(const std::string& dir) override { return base_.MakeDirs(dir); }
+  Status ListDir(const std::string& dir, std::vector<std::string>* names) override {
+    return base_.ListDir(dir, names);
+  }
+  Status Unlink(const std::string& path) override { return base_.Unlink(path); }
+  Status Rename(const std::string& from, const std::string& to) override {
+    return base_.Rename(from, to);
+  }
+  Status LockDir(const std::string& dir, int* fd) override { return base_.LockDir(dir, fd); }
+
+  // Reads of files whose path contains `path_part`, since the last ClearReads.
+  std::vector<Read> Reads(std::string_view path_part = "") const;
+  void ClearReads();
+  // Runs on the reading thread before each read is passed on (tests check invariants
+  // that must hold at that moment). Set it before the code under test runs.
+  void set_on_read(std::function<void(const Read&)> on_read) { on_read_ = std::move(on_read); }
+
+ private:
+  FileSystem& base_;
+  std::function<void(const Read&)> on_read_;
+  mutable std::mutex mu_;
+  std::map<int, std::string> paths_;
+  std::vector<Read> reads_;
+};
+
+}  // namespace sluice::buffer::test
