@@ -13,6 +13,12 @@ namespace {
 // turn into a 1 ns retry.
 double TokenEpsilon(double refill_per_ns) { return std::max(refill_per_ns * 1e-3, 1e-12); }
 
+// Tokens the bucket may hold beyond `burst` (see the header): a consumer may wake this many
+// token intervals late, beyond what the burst itself absorbs, without losing time. Below
+// one, so that no interval ever gets more than ceil(burst + rate * t) and no instant more
+// than `burst`; one half also keeps two starts at burst 1 half a token interval apart.
+constexpr double kLatenessAllowance = 0.5;
+
 double RefillPerNs(common::Rate rate) {
   // NaN, zero and negative rates never refill.
   if (!(rate.per_second > 0)) return 0;
@@ -31,10 +37,15 @@ TokenBucket::TokenBucket(common::Rate rate, uint32_t burst, const common::Clock&
 
 bool TokenBucket::unlimited() const { return rate_.unlimited() && rate_.per_second > 0; }
 
+double TokenBucket::capacity() const {
+  // A bucket that can never hand out a token has nothing to be late for.
+  return burst_ == 0 ? 0 : burst_ + kLatenessAllowance;
+}
+
 double TokenBucket::TokensAt(common::Duration now) const {
   if (now <= last_refill_ || refill_per_ns_ == 0) return tokens_;
   double credit = static_cast<double>((now - last_refill_).count()) * refill_per_ns_;
-  return std::min(static_cast<double>(burst_), tokens_ + credit);
+  return std::min(capacity(), tokens_ + credit);
 }
 
 void TokenBucket::Refill() {
@@ -78,7 +89,7 @@ void TokenBucket::Reconfigure(common::Rate rate, uint32_t burst) {
   rate_ = rate;
   refill_per_ns_ = RefillPerNs(rate);
   burst_ = burst;
-  tokens_ = std::min(tokens_, static_cast<double>(burst_));
+  tokens_ = std::min(tokens_, capacity());
 }
 
 double TokenBucket::tokens() const {
