@@ -27,6 +27,7 @@ Dispatcher::Dispatcher(uv_loop_t* loop, const config::Target& target, buffer::Lo
       clock_(clock),
       reader_(log, start_seq),
       bucket_(target.rate, target.burst, clock),
+      pacing_timer_(loop, [this] { Pump(); }),
       limit_(target.concurrency.limit),  // ConfigureConcurrency() sets the real one
       backoff_(target.retry.initial_backoff, target.retry.max_backoff, std::random_device{}()),
       max_retrying_(std::max<size_t>(64, 4 * size_t{target.concurrency.limit})),
@@ -59,6 +60,7 @@ void Dispatcher::OnQueued(uint64_t n) {
 void Dispatcher::Stop() {
   stopped_ = true;
   uv_timer_stop(timer_);
+  pacing_timer_.Stop();
   auto waiting = std::move(forwards_);
   forwards_.clear();
   for (auto& w : waiting) {
@@ -359,8 +361,21 @@ void Dispatcher::ArmTimer(common::Duration now, bool waiting_for_token) {
   // A retry already due is waiting for a token or a free slot, not for time; a slot
   // freeing up pumps from the completion, so it needs no timer (and a zero timer here
   // would spin the loop).
+  //
+  // The next token has a nanosecond timer of its own: a millisecond timer's rounding and
+  // lateness cost the rate whatever the bucket cannot hold (at burst 1, nearly all of it).
+  // It is re-armed only when the token is due sooner than it would fire, and left armed
+  // when no token is awaited: a needless wake-up costs one Pump, whereas re-arming a
+  // timerfd at every Pump would cost a system call per completed delivery.
+  if (waiting_for_token) {
+    common::Duration at = clock_.Now();
+    common::Duration wait = bucket_.TimeUntilNextToken();
+    if (wait != common::Duration::max() && (!pacing_timer_.armed() || at + wait < token_due_)) {
+      token_due_ = at + wait;
+      pacing_timer_.Start(wait);
+    }
+  }
   common::Duration wake = common::Duration::max();
-  if (waiting_for_token) wake = now + bucket_.TimeUntilNextToken();
   if (!retries_.empty() && retries_.begin()->first > now) {
     wake = std::min(wake, retries_.begin()->first);
   }
@@ -374,7 +389,7 @@ void Dispatcher::ArmTimer(common::Duration now, bool waiting_for_token) {
     uv_timer_stop(timer_);
     return;
   }
-  // libuv timers tick in milliseconds: round up so we never wake before the token.
+  // libuv timers tick in milliseconds: round up so we never wake early.
   auto ns = std::max<int64_t>(0, (wake - now).count());
   uint64_t ms = static_cast<uint64_t>((ns + 999'999) / 1'000'000);
   uv_timer_start(timer_, OnTimer, ms, 0);
