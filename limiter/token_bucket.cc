@@ -64,18 +64,28 @@ bool TokenBucket::TryTake() {
   return true;
 }
 
-common::Duration TokenBucket::TimeUntilNextToken() const {
-  if (unlimited()) return common::Duration::zero();
+common::Duration TokenBucket::TimeUntilNextToken() const { return TimeUntilTokens(1); }
+
+common::Duration TokenBucket::TimeUntilTokens(uint32_t n) const {
+  if (unlimited() || n == 0) return common::Duration::zero();
   double tokens = TokensAt(clock_.Now());
   double epsilon = TokenEpsilon(refill_per_ns_);
-  if (tokens >= 1 - epsilon) return common::Duration::zero();
-  if (refill_per_ns_ == 0 || burst_ == 0) return common::Duration::max();
+  if (tokens >= n - epsilon) return common::Duration::zero();
+  if (refill_per_ns_ == 0 || n > burst_) return common::Duration::max();
   // Aim half an epsilon past the threshold so that TryTake() succeeds after this wait
   // however the refills in between were rounded; round up to a whole nanosecond.
-  double wait_ns = std::ceil((1 - epsilon / 2 - tokens) / refill_per_ns_);
+  double wait_ns = std::ceil((n - epsilon / 2 - tokens) / refill_per_ns_);
   // 2^63 is exactly representable; anything at or above it does not fit in a Duration.
   if (!(wait_ns < 9223372036854775808.0)) return common::Duration::max();
   return common::Duration(std::max<int64_t>(1, static_cast<int64_t>(wait_ns)));
+}
+
+uint32_t TokenBucket::TokensPerWakeUp() const {
+  if (unlimited() || refill_per_ns_ == 0) return 1;
+  // Tokens accrued per millisecond, rounded up (10000/s is 10, not 11 by a rounding error).
+  double per_ms = std::ceil(rate_.per_second / 1000 - 1e-9);
+  double half_burst = burst_ / 2;
+  return static_cast<uint32_t>(std::max(1.0, std::min(per_ms, half_burst)));
 }
 
 void TokenBucket::Reconfigure(common::Rate rate, uint32_t burst) {

@@ -11,8 +11,8 @@ namespace sluice::limiter {
 // full, with `burst` tokens.
 //
 // Refill is computed lazily from the injected monotonic clock whenever the bucket is asked;
-// the bucket owns no timer. A caller that finds it empty asks TimeUntilNextToken() and arms
-// its own timer for that long.
+// the bucket owns no timer. A caller that finds it empty asks TimeUntilNextToken() (or, to
+// wake for a batch, TimeUntilTokens(TokensPerWakeUp())) and arms its own timer for that long.
 //
 // What `burst` allows. Over any interval of length t (t_end - t_start; both ends included)
 // the bucket hands out
@@ -31,7 +31,8 @@ namespace sluice::limiter {
 // got 570-960/s. Holding up to burst + 1/2 tokens (in GCRA terms: the theoretical arrival
 // time may fall half a token interval behind the clock before time is lost) means a
 // consumer that wakes at most (burst - 1/2) / rate after the first token became available
-// loses nothing: it gets every token the rate allows, on schedule. Time is lost only while
+// (after the n-th: (burst - n + 1/2) / rate) loses nothing: it gets every token the rate
+// allows, on schedule. Time is lost only while
 // the bucket is full: the consumer had nothing to take (idle), or woke later than that, and
 // then only the excess.
 //
@@ -59,6 +60,16 @@ class TokenBucket {
   // Rounded up to the next nanosecond, so after advancing the clock by this amount
   // TryTake() succeeds.
   common::Duration TimeUntilNextToken() const;
+  // The same for `n` tokens at once: Duration::max() if the bucket never holds that many
+  // (n > burst, or no refill).
+  common::Duration TimeUntilTokens(uint32_t n) const;
+
+  // How many tokens a consumer with a backlog should wait for before it wakes up: enough
+  // for about one wake-up per millisecond at high rates, so that starts (and the target's
+  // work) come in batches rather than one system call round per token, but at most half
+  // the burst, so that the other half stays as the allowance for waking late. 1 when the
+  // burst is below 4 or the rate at most 1000/s.
+  uint32_t TokensPerWakeUp() const;
 
   // Changes rate and burst from now on. Tokens accrued so far (at the old rate) are kept,
   // clamped to the new capacity (burst + 1/2); raising the burst does not add tokens.

@@ -108,6 +108,7 @@ void Dispatcher::Pump() {
   do {
     pump_again_ = false;
     bool waiting_for_token = false;
+    bool batch_started = false;
     common::Duration now = clock_.Now();
     // Pass-through first: a client is waiting on the other end.
     while (!stopped_ && !forwards_.empty() && limit_.in_flight() < limit_.limit()) {
@@ -120,6 +121,13 @@ void Dispatcher::Pump() {
       bool fifo_blocked = target_.ordering == config::Ordering::kFifo && !retries_.empty();
       bool has_fresh = next_ != nullptr && !fifo_blocked && retries_.size() < max_retrying_;
       if (!has_due_retry && !has_fresh) break;
+      // At high rates deliveries start in batches: a pass starts none until a batch's
+      // worth of tokens is there, then as many as there are.
+      if (!batch_started && bucket_.TimeUntilTokens(BatchTokens()) > common::Duration::zero()) {
+        waiting_for_token = true;
+        break;
+      }
+      batch_started = true;
       if (!bucket_.TryTake()) {
         waiting_for_token = true;
         break;
@@ -362,14 +370,14 @@ void Dispatcher::ArmTimer(common::Duration now, bool waiting_for_token) {
   // freeing up pumps from the completion, so it needs no timer (and a zero timer here
   // would spin the loop).
   //
-  // The next token has a nanosecond timer of its own: a millisecond timer's rounding and
+  // Tokens have a nanosecond timer of their own: a millisecond timer's rounding and
   // lateness cost the rate whatever the bucket cannot hold (at burst 1, nearly all of it).
-  // It is re-armed only when the token is due sooner than it would fire, and left armed
-  // when no token is awaited: a needless wake-up costs one Pump, whereas re-arming a
-  // timerfd at every Pump would cost a system call per completed delivery.
+  // It is re-armed only when the tokens are due sooner than it would fire, and left armed
+  // when none is awaited: a needless wake-up costs one Pump, whereas re-arming a timerfd
+  // at every Pump would cost a system call per completed delivery.
   if (waiting_for_token) {
     common::Duration at = clock_.Now();
-    common::Duration wait = bucket_.TimeUntilNextToken();
+    common::Duration wait = bucket_.TimeUntilTokens(BatchTokens());
     if (wait != common::Duration::max() && (!pacing_timer_.armed() || at + wait < token_due_)) {
       token_due_ = at + wait;
       pacing_timer_.Start(wait);
@@ -393,6 +401,14 @@ void Dispatcher::ArmTimer(common::Duration now, bool waiting_for_token) {
   auto ns = std::max<int64_t>(0, (wake - now).count());
   uint64_t ms = static_cast<uint64_t>((ns + 999'999) / 1'000'000);
   uv_timer_start(timer_, OnTimer, ms, 0);
+}
+
+// Tokens to wait for before starting deliveries: a batch (TokenBucket::TokensPerWakeUp: a
+// millisecond's worth at high rates, at most half the burst), but no more than there are
+// free slots to start them in.
+uint32_t Dispatcher::BatchTokens() const {
+  uint32_t free = limit_.in_flight() < limit_.limit() ? limit_.limit() - limit_.in_flight() : 1;
+  return std::clamp<uint32_t>(free, 1, bucket_.TokensPerWakeUp());
 }
 
 void Dispatcher::Reconfigure(const config::Target& target) {

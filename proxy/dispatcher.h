@@ -95,6 +95,7 @@ class Dispatcher {
   void Finish(uint64_t seq);
   void UpdateCursor();
   void ArmTimer(common::Duration now, bool waiting_for_token);
+  uint32_t BatchTokens() const;
   void UpdatePausedGauge();
   void ConfigureConcurrency();
   std::string BuildRequest(const Delivery& d) const;

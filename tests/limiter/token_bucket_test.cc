@@ -183,6 +183,37 @@ TEST_F(TokenBucketTest, TimeUntilNextTokenExactValues) {
   EXPECT_EQ(bucket.TimeUntilNextToken(), milliseconds(50));
 }
 
+TEST_F(TokenBucketTest, TimeUntilTokensForABatch) {
+  TokenBucket bucket(common::Rate{10000}, 10, clock_);
+  EXPECT_EQ(bucket.TimeUntilTokens(10), nanoseconds(0));
+  EXPECT_EQ(bucket.TimeUntilTokens(11), common::Duration::max()) << "more than the burst";
+  ASSERT_EQ(Drain(bucket), 10);
+  EXPECT_EQ(bucket.TimeUntilTokens(0), nanoseconds(0));
+  EXPECT_EQ(bucket.TimeUntilTokens(1), microseconds(100));
+  EXPECT_EQ(bucket.TimeUntilTokens(5), microseconds(500));
+  Advance(microseconds(500));
+  EXPECT_EQ(bucket.TimeUntilTokens(5), nanoseconds(0));
+  EXPECT_EQ(Drain(bucket), 5);
+}
+
+TEST_F(TokenBucketTest, TokensPerWakeUpIsAMillisecondOfTokensUpToHalfTheBurst) {
+  struct Case {
+    double rate;
+    uint32_t burst;
+    uint32_t expected;
+  };
+  for (Case c : {Case{1000, 1, 1}, Case{1000, 10, 1}, Case{500, 5, 1}, Case{3000, 1, 1},
+                 Case{3000, 3, 1}, Case{3000, 8, 3}, Case{5000, 10, 5}, Case{10000, 10, 5},
+                 Case{10000, 100, 10}, Case{100000, 100, 50}, Case{0, 10, 1},
+                 Case{std::numeric_limits<double>::infinity(), 10, 1}}) {
+    TokenBucket bucket(common::Rate{c.rate}, c.burst, clock_);
+    EXPECT_EQ(bucket.TokensPerWakeUp(), c.expected) << c.rate << "/s burst " << c.burst;
+  }
+  TokenBucket bucket(common::Rate{10000}, 10, clock_);
+  bucket.Reconfigure(common::Rate{2000}, 10);
+  EXPECT_EQ(bucket.TokensPerWakeUp(), 2u);
+}
+
 TEST_F(TokenBucketTest, TimeUntilNextTokenRoundsUp) {
   TokenBucket bucket(common::Rate{3}, 1, clock_);
   ASSERT_TRUE(bucket.TryTake());
@@ -274,10 +305,12 @@ TEST(TokenBucketOracle, MostTakenBeyondRate) {
 }
 
 // A dispatcher with an endless backlog, driven by a timer that fires late: whenever it
-// wakes it takes every token there is, then sleeps TimeUntilNextToken() plus `lateness()`.
+// wakes it takes every token there is, then sleeps until TokensPerWakeUp() tokens are
+// there, plus `lateness()`.
 struct LateConsumerRun {
   std::vector<common::Duration> taken_at;
   common::Duration excess_lateness{0};  // summed lateness beyond `allowance`
+  int64_t wake_ups = 0;
 };
 
 LateConsumerRun ConsumeWithLateWakeUps(double rate, uint32_t burst, common::Duration duration,
@@ -287,10 +320,11 @@ LateConsumerRun ConsumeWithLateWakeUps(double rate, uint32_t burst, common::Dura
   TokenBucket bucket(common::Rate{rate}, burst, clock);
   LateConsumerRun run;
   while (clock.Now() <= duration) {
+    ++run.wake_ups;
     while (bucket.TryTake()) run.taken_at.push_back(clock.Now());
     common::Duration late = lateness();
     run.excess_lateness += std::max(common::Duration(0), late - allowance);
-    clock.Advance(bucket.TimeUntilNextToken() + late);
+    clock.Advance(bucket.TimeUntilTokens(bucket.TokensPerWakeUp()) + late);
   }
   return run;
 }
@@ -301,16 +335,22 @@ struct PacingCase {
   common::Duration simulated;
 };
 
-// How late a wake-up may be without losing time: until the bucket is full, counted from
-// when the first token became available.
-common::Duration Allowance(const PacingCase& c) {
-  return std::chrono::duration_cast<common::Duration>(Seconds((c.burst - 0.5) / c.rate));
+uint32_t TokensPerWakeUp(const PacingCase& c) {
+  common::FakeClock clock;
+  return TokenBucket(common::Rate{c.rate}, c.burst, clock).TokensPerWakeUp();
 }
 
-// The two configurations of the rate-accuracy benchmark, and odd ones.
+// How late a wake-up may be without losing time: until the bucket is full, counted from
+// when the tokens it waited for became available.
+common::Duration Allowance(const PacingCase& c) {
+  double tokens = c.burst - TokensPerWakeUp(c) + 0.5;
+  return std::chrono::duration_cast<common::Duration>(Seconds(tokens / c.rate));
+}
+
+// The configurations of the rate-accuracy and CPU benchmarks, and odd ones.
 const PacingCase kPacingCases[] = {
-    {1000, 1, seconds(20)}, {10000, 10, seconds(20)}, {3000, 1, seconds(10)},
-    {500, 5, seconds(60)},  {7, 2, seconds(3600)},
+    {1000, 1, seconds(20)}, {10000, 10, seconds(20)}, {5000, 10, seconds(20)},
+    {3000, 1, seconds(10)}, {500, 5, seconds(60)},    {7, 2, seconds(3600)},
 };
 
 // The contract, whatever the timer does: over any interval of length t at most
@@ -371,7 +411,8 @@ TEST(TokenBucketPacing, StalledWakeUpsLoseOnlyTheExcessAndStayWithinBurst) {
   }
 }
 
-// A timer that never fires late gets every token, and never more, at any rate.
+// A timer that never fires late gets every token, and never more, at any rate; it wakes
+// once per TokensPerWakeUp() tokens, so at most about once a millisecond.
 TEST(TokenBucketPacing, PunctualWakeUpsAreExact) {
   for (const PacingCase& c : kPacingCases) {
     SCOPED_TRACE(testing::Message() << c.rate << "/s burst " << c.burst);
@@ -380,6 +421,8 @@ TEST(TokenBucketPacing, PunctualWakeUpsAreExact) {
     ExpectWithinBurst(c, run.taken_at);
     double last = Seconds(run.taken_at.back()).count();
     EXPECT_NEAR(static_cast<double>(run.taken_at.size()), c.burst + c.rate * last, 1);
+    double wake_ups_expected = c.rate * Seconds(c.simulated).count() / TokensPerWakeUp(c);
+    EXPECT_NEAR(static_cast<double>(run.wake_ups), wake_ups_expected, 2);
   }
 }
 
