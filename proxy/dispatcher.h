@@ -108,7 +108,7 @@ class Dispatcher {
   const common::Clock& clock_;
   buffer::LogReader reader_;
   limiter::TokenBucket bucket_;
-  // Wakes when the next token is due, to the nanosecond; retries and pauses use timer_.
+  // Wakes when the awaited tokens are due, to the nanosecond; retries and pauses use timer_.
   PacingTimer pacing_timer_;
   common::Duration token_due_{0};  // when pacing_timer_ fires, while armed
   limiter::ConcurrencyLimit limit_;
