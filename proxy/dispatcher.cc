@@ -27,6 +27,7 @@ Dispatcher::Dispatcher(uv_loop_t* loop, const config::Target& target, buffer::Lo
       clock_(clock),
       reader_(log, start_seq),
       bucket_(target.rate, target.burst, clock),
+      pacing_timer_(loop, [this] { Pump(); }),
       limit_(target.concurrency.limit),  // ConfigureConcurrency() sets the real one
       backoff_(target.retry.initial_backoff, target.retry.max_backoff, std::random_device{}()),
       max_retrying_(std::max<size_t>(64, 4 * size_t{target.concurrency.limit})),
@@ -59,6 +60,7 @@ void Dispatcher::OnQueued(uint64_t n) {
 void Dispatcher::Stop() {
   stopped_ = true;
   uv_timer_stop(timer_);
+  pacing_timer_.Stop();
   auto waiting = std::move(forwards_);
   forwards_.clear();
   for (auto& w : waiting) {
@@ -106,6 +108,7 @@ void Dispatcher::Pump() {
   do {
     pump_again_ = false;
     bool waiting_for_token = false;
+    bool batch_started = false;
     common::Duration now = clock_.Now();
     // Pass-through first: a client is waiting on the other end.
     while (!stopped_ && !forwards_.empty() && limit_.in_flight() < limit_.limit()) {
@@ -118,6 +121,13 @@ void Dispatcher::Pump() {
       bool fifo_blocked = target_.ordering == config::Ordering::kFifo && !retries_.empty();
       bool has_fresh = next_ != nullptr && !fifo_blocked && retries_.size() < max_retrying_;
       if (!has_due_retry && !has_fresh) break;
+      // At high rates deliveries start in batches: a pass starts none until a batch's
+      // worth of tokens is there, then as many as there are.
+      if (!batch_started && bucket_.TimeUntilTokens(BatchTokens()) > common::Duration::zero()) {
+        waiting_for_token = true;
+        break;
+      }
+      batch_started = true;
       if (!bucket_.TryTake()) {
         waiting_for_token = true;
         break;
@@ -365,8 +375,21 @@ void Dispatcher::ArmTimer(common::Duration now, bool waiting_for_token) {
   // A retry already due is waiting for a token or a free slot, not for time; a slot
   // freeing up pumps from the completion, so it needs no timer (and a zero timer here
   // would spin the loop).
+  //
+  // Tokens have a nanosecond timer of their own: a millisecond timer's rounding and
+  // lateness cost the rate whatever the bucket cannot hold (at burst 1, nearly all of it).
+  // It is re-armed only when the tokens are due sooner than it would fire, and left armed
+  // when none is awaited: a needless wake-up costs one Pump, whereas re-arming a timerfd
+  // at every Pump would cost a system call per completed delivery.
+  if (waiting_for_token) {
+    common::Duration at = clock_.Now();
+    common::Duration wait = bucket_.TimeUntilTokens(BatchTokens());
+    if (wait != common::Duration::max() && (!pacing_timer_.armed() || at + wait < token_due_)) {
+      token_due_ = at + wait;
+      pacing_timer_.Start(wait);
+    }
+  }
   common::Duration wake = common::Duration::max();
-  if (waiting_for_token) wake = now + bucket_.TimeUntilNextToken();
   if (!retries_.empty() && retries_.begin()->first > now) {
     wake = std::min(wake, retries_.begin()->first);
   }
@@ -380,10 +403,18 @@ void Dispatcher::ArmTimer(common::Duration now, bool waiting_for_token) {
     uv_timer_stop(timer_);
     return;
   }
-  // libuv timers tick in milliseconds: round up so we never wake before the token.
+  // libuv timers tick in milliseconds: round up so we never wake early.
   auto ns = std::max<int64_t>(0, (wake - now).count());
   uint64_t ms = static_cast<uint64_t>((ns + 999'999) / 1'000'000);
   uv_timer_start(timer_, OnTimer, ms, 0);
+}
+
+// Tokens to wait for before starting deliveries: a batch (TokenBucket::TokensPerWakeUp: a
+// millisecond's worth at high rates, at most half the burst), but no more than there are
+// free slots to start them in.
+uint32_t Dispatcher::BatchTokens() const {
+  uint32_t free = limit_.in_flight() < limit_.limit() ? limit_.limit() - limit_.in_flight() : 1;
+  return std::clamp<uint32_t>(free, 1, bucket_.TokensPerWakeUp());
 }
 
 void Dispatcher::Reconfigure(const config::Target& target) {

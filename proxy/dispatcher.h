@@ -19,6 +19,7 @@
 #include "limiter/limiter.h"
 #include "metrics/metrics.h"
 #include "proxy/http_client.h"
+#include "proxy/pacing_timer.h"
 
 namespace sluice::proxy {
 
@@ -95,6 +96,7 @@ class Dispatcher {
   void Finish(uint64_t seq);
   void UpdateCursor();
   void ArmTimer(common::Duration now, bool waiting_for_token);
+  uint32_t BatchTokens() const;
   void UpdatePausedGauge();
   void ConfigureConcurrency();
   std::string BuildRequest(const Delivery& d) const;
@@ -107,6 +109,9 @@ class Dispatcher {
   const common::Clock& clock_;
   buffer::LogReader reader_;
   limiter::TokenBucket bucket_;
+  // Wakes when the awaited tokens are due, to the nanosecond; retries and pauses use timer_.
+  PacingTimer pacing_timer_;
+  common::Duration token_due_{0};  // when pacing_timer_ fires, while armed
   limiter::ConcurrencyLimit limit_;
   std::unique_ptr<limiter::AdaptiveConcurrency> adaptive_;  // concurrency: {adaptive: true}
   limiter::Backoff backoff_;

@@ -2,9 +2,13 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <functional>
 #include <limits>
+#include <random>
+#include <vector>
 
 #include "common/clock.h"
 #include "common/units.h"
@@ -12,9 +16,11 @@
 namespace sluice::limiter {
 namespace {
 
+using std::chrono::microseconds;
 using std::chrono::milliseconds;
 using std::chrono::nanoseconds;
 using std::chrono::seconds;
+using Seconds = std::chrono::duration<double>;
 
 constexpr common::Rate kUnlimited{std::numeric_limits<double>::infinity()};
 
@@ -111,8 +117,53 @@ TEST_F(TokenBucketTest, NeverExceedsBurstAfterLongIdle) {
   TokenBucket bucket(common::Rate{1000}, 3, clock_);
   ASSERT_EQ(Drain(bucket), 3);
   Advance(std::chrono::hours(24 * 365));
-  EXPECT_DOUBLE_EQ(bucket.tokens(), 3);
+  // Burst plus the half-token lateness allowance, of which only whole tokens are taken.
+  EXPECT_DOUBLE_EQ(bucket.tokens(), 3.5);
   EXPECT_EQ(Drain(bucket), 3);
+  EXPECT_EQ(bucket.TimeUntilNextToken(), microseconds(500));
+}
+
+TEST_F(TokenBucketTest, WakeUpLateByLessThanHalfATokenLosesNothing) {
+  TokenBucket bucket(common::Rate{1000}, 1, clock_);
+  ASSERT_TRUE(bucket.TryTake());
+  // The next token is due at 1 ms; a consumer that only gets there at 1.4 ms still gets
+  // the one after at 2 ms, not 2.4 ms.
+  Advance(microseconds(1400));
+  ASSERT_TRUE(bucket.TryTake());
+  EXPECT_FALSE(bucket.TryTake());
+  EXPECT_EQ(bucket.TimeUntilNextToken(), microseconds(600));
+  Advance(microseconds(600));
+  EXPECT_TRUE(bucket.TryTake());
+  EXPECT_EQ(bucket.TimeUntilNextToken(), milliseconds(1));
+}
+
+TEST_F(TokenBucketTest, WakeUpLaterThanTheAllowanceLosesOnlyTheExcess) {
+  TokenBucket bucket(common::Rate{1000}, 1, clock_);
+  ASSERT_TRUE(bucket.TryTake());
+  // 0.8 ms late: half a token interval is forgiven, 0.3 ms is lost.
+  Advance(microseconds(1800));
+  ASSERT_TRUE(bucket.TryTake());
+  EXPECT_EQ(bucket.TimeUntilNextToken(), microseconds(500));
+}
+
+TEST_F(TokenBucketTest, LateWakeUpAbsorbedByBurstBeforeTheAllowance) {
+  TokenBucket bucket(common::Rate{10000}, 10, clock_);
+  ASSERT_EQ(Drain(bucket), 10);
+  // The bucket refills in 1 ms and holds 10.5 tokens: a consumer 1.04 ms late gets all
+  // 10.4 tokens' worth (10 now, the rest credited) and the next one on schedule.
+  Advance(microseconds(1040));
+  EXPECT_EQ(Drain(bucket), 10);
+  EXPECT_EQ(bucket.TimeUntilNextToken(), microseconds(60));
+}
+
+TEST_F(TokenBucketTest, StartsAtBurstOneAreNeverCloserThanHalfAnInterval) {
+  TokenBucket bucket(common::Rate{1000}, 1, clock_);
+  Advance(seconds(5));
+  EXPECT_EQ(Drain(bucket), 1);
+  Advance(microseconds(499));
+  EXPECT_FALSE(bucket.TryTake());
+  Advance(microseconds(1));
+  EXPECT_TRUE(bucket.TryTake());
 }
 
 TEST_F(TokenBucketTest, TimeUntilNextTokenExactValues) {
@@ -130,6 +181,37 @@ TEST_F(TokenBucketTest, TimeUntilNextTokenExactValues) {
   EXPECT_TRUE(bucket.TryTake());
   // 0.8 tokens left: 0.2 more needed = 50 ms.
   EXPECT_EQ(bucket.TimeUntilNextToken(), milliseconds(50));
+}
+
+TEST_F(TokenBucketTest, TimeUntilTokensForABatch) {
+  TokenBucket bucket(common::Rate{10000}, 10, clock_);
+  EXPECT_EQ(bucket.TimeUntilTokens(10), nanoseconds(0));
+  EXPECT_EQ(bucket.TimeUntilTokens(11), common::Duration::max()) << "more than the burst";
+  ASSERT_EQ(Drain(bucket), 10);
+  EXPECT_EQ(bucket.TimeUntilTokens(0), nanoseconds(0));
+  EXPECT_EQ(bucket.TimeUntilTokens(1), microseconds(100));
+  EXPECT_EQ(bucket.TimeUntilTokens(5), microseconds(500));
+  Advance(microseconds(500));
+  EXPECT_EQ(bucket.TimeUntilTokens(5), nanoseconds(0));
+  EXPECT_EQ(Drain(bucket), 5);
+}
+
+TEST_F(TokenBucketTest, TokensPerWakeUpIsAMillisecondOfTokensUpToHalfTheBurst) {
+  struct Case {
+    double rate;
+    uint32_t burst;
+    uint32_t expected;
+  };
+  for (Case c : {Case{1000, 1, 1}, Case{1000, 10, 1}, Case{500, 5, 1}, Case{3000, 1, 1},
+                 Case{3000, 3, 1}, Case{3000, 8, 3}, Case{5000, 10, 5}, Case{10000, 10, 5},
+                 Case{10000, 100, 10}, Case{100000, 100, 50}, Case{0, 10, 1},
+                 Case{std::numeric_limits<double>::infinity(), 10, 1}}) {
+    TokenBucket bucket(common::Rate{c.rate}, c.burst, clock_);
+    EXPECT_EQ(bucket.TokensPerWakeUp(), c.expected) << c.rate << "/s burst " << c.burst;
+  }
+  TokenBucket bucket(common::Rate{10000}, 10, clock_);
+  bucket.Reconfigure(common::Rate{2000}, 10);
+  EXPECT_EQ(bucket.TokensPerWakeUp(), 2u);
 }
 
 TEST_F(TokenBucketTest, TimeUntilNextTokenRoundsUp) {
@@ -183,6 +265,165 @@ TEST_F(TokenBucketTest, RateAccurateAtFractionalRateThatIsNotWholeNanoseconds) {
   const double expected = 1 + 3000.0 * 20;
   int taken = ConsumeGreedily(3000, 1, seconds(20));
   EXPECT_NEAR(taken, expected, 1);
+}
+
+// The most tokens taken in any interval beyond what the rate alone allows over it:
+// max over i <= j of (j - i + 1) - rate * (at[j] - at[i]), for take times in order. In
+// O(n): with x_k = k - rate * at[k] it is 1 + max over j of (x_j - min over i <= j of x_i).
+double MostTakenBeyondRate(const std::vector<common::Duration>& at, double rate) {
+  double most = 0;
+  double lowest = std::numeric_limits<double>::infinity();
+  for (size_t k = 0; k < at.size(); ++k) {
+    double x = static_cast<double>(k) - rate * Seconds(at[k]).count();
+    lowest = std::min(lowest, x);
+    most = std::max(most, 1 + x - lowest);
+  }
+  return most;
+}
+
+// The most tokens taken at one instant.
+uint32_t MostTakenAtOnce(const std::vector<common::Duration>& at) {
+  uint32_t most = 0;
+  for (size_t i = 0, j = 0; i < at.size(); i = j) {
+    while (j < at.size() && at[j] == at[i]) ++j;
+    most = std::max(most, static_cast<uint32_t>(j - i));
+  }
+  return most;
+}
+
+TEST(TokenBucketOracle, MostTakenBeyondRate) {
+  const double rate = 1000;
+  std::vector<common::Duration> spaced = {milliseconds(0), milliseconds(1), milliseconds(2)};
+  EXPECT_NEAR(MostTakenBeyondRate(spaced, rate), 1, 1e-9);
+  // Two takes 0.4 ms apart: 2 - 0.4 over an interval that allows burst + 0.4.
+  std::vector<common::Duration> close = {milliseconds(0), microseconds(5000), microseconds(5400)};
+  EXPECT_NEAR(MostTakenBeyondRate(close, rate), 1.6, 1e-9);
+  EXPECT_EQ(MostTakenAtOnce(close), 1u);
+  std::vector<common::Duration> same = {milliseconds(1), milliseconds(1), milliseconds(1)};
+  EXPECT_NEAR(MostTakenBeyondRate(same, rate), 3, 1e-9);
+  EXPECT_EQ(MostTakenAtOnce(same), 3u);
+}
+
+// A dispatcher with an endless backlog, driven by a timer that fires late: whenever it
+// wakes it takes every token there is, then sleeps until TokensPerWakeUp() tokens are
+// there, plus `lateness()`.
+struct LateConsumerRun {
+  std::vector<common::Duration> taken_at;
+  common::Duration excess_lateness{0};  // summed lateness beyond `allowance`
+  int64_t wake_ups = 0;
+};
+
+LateConsumerRun ConsumeWithLateWakeUps(double rate, uint32_t burst, common::Duration duration,
+                                       common::Duration allowance,
+                                       const std::function<common::Duration()>& lateness) {
+  common::FakeClock clock;
+  TokenBucket bucket(common::Rate{rate}, burst, clock);
+  LateConsumerRun run;
+  while (clock.Now() <= duration) {
+    ++run.wake_ups;
+    while (bucket.TryTake()) run.taken_at.push_back(clock.Now());
+    common::Duration late = lateness();
+    run.excess_lateness += std::max(common::Duration(0), late - allowance);
+    clock.Advance(bucket.TimeUntilTokens(bucket.TokensPerWakeUp()) + late);
+  }
+  return run;
+}
+
+struct PacingCase {
+  double rate;
+  uint32_t burst;
+  common::Duration simulated;
+};
+
+uint32_t TokensPerWakeUp(const PacingCase& c) {
+  common::FakeClock clock;
+  return TokenBucket(common::Rate{c.rate}, c.burst, clock).TokensPerWakeUp();
+}
+
+// How late a wake-up may be without losing time: until the bucket is full, counted from
+// when the tokens it waited for became available.
+common::Duration Allowance(const PacingCase& c) {
+  double tokens = c.burst - TokensPerWakeUp(c) + 0.5;
+  return std::chrono::duration_cast<common::Duration>(Seconds(tokens / c.rate));
+}
+
+// The configurations of the rate-accuracy and CPU benchmarks, and odd ones.
+const PacingCase kPacingCases[] = {
+    {1000, 1, seconds(20)}, {10000, 10, seconds(20)}, {5000, 10, seconds(20)},
+    {3000, 1, seconds(10)}, {500, 5, seconds(60)},    {7, 2, seconds(3600)},
+};
+
+// The contract, whatever the timer does: over any interval of length t at most
+// burst + 1/2 + rate * t (so never above ceil(burst + rate * t)), at most `burst` at one
+// instant, and at most burst + rate * t from the start.
+void ExpectWithinBurst(const PacingCase& c, const std::vector<common::Duration>& taken_at) {
+  ASSERT_FALSE(taken_at.empty());
+  EXPECT_LE(MostTakenBeyondRate(taken_at, c.rate), c.burst + 0.5 + 1e-6);
+  EXPECT_LE(MostTakenAtOnce(taken_at), c.burst);
+  for (size_t k = 0; k < taken_at.size(); ++k) {
+    double allowed = c.burst + c.rate * Seconds(taken_at[k]).count();
+    ASSERT_LE(static_cast<double>(k + 1), allowed + 1e-6) << "at " << taken_at[k].count();
+  }
+}
+
+// Wake-ups late by anything up to the allowance (uniformly): every token the rate allows
+// is taken, on schedule. A bucket capped at `burst` loses the lateness whenever it is full
+// (burst 1: at every wake-up, 0.8 of the rate here).
+TEST(TokenBucketPacing, LateWakeUpsWithinTheAllowanceLoseNothing) {
+  for (const PacingCase& c : kPacingCases) {
+    for (uint64_t seed = 1; seed <= 3; ++seed) {
+      SCOPED_TRACE(testing::Message() << c.rate << "/s burst " << c.burst << " seed " << seed);
+      std::mt19937_64 random(seed);
+      std::uniform_int_distribution<int64_t> late_ns(0, Allowance(c).count());
+      LateConsumerRun run = ConsumeWithLateWakeUps(c.rate, c.burst, c.simulated, Allowance(c), [&] {
+        return common::Duration(late_ns(random));
+      });
+      ExpectWithinBurst(c, run.taken_at);
+      double last = Seconds(run.taken_at.back()).count();
+      double n = static_cast<double>(run.taken_at.size());
+      // The benchmark's figure: (arrivals - 1) / (last - first), within 1 %.
+      EXPECT_NEAR((n - 1) / last, c.rate, c.rate * 0.01);
+      // And exact: all that the rate allowed by the last take, give or take one.
+      EXPECT_NEAR(n, c.burst + c.rate * last, 1);
+    }
+  }
+}
+
+// Heavy-tailed lateness like a loaded machine's: mostly tens of microseconds, sometimes a
+// scheduling stall of up to 50 ms. The bound holds, and the time lost is at most the
+// lateness beyond the allowance.
+TEST(TokenBucketPacing, StalledWakeUpsLoseOnlyTheExcessAndStayWithinBurst) {
+  for (const PacingCase& c : kPacingCases) {
+    for (uint64_t seed = 1; seed <= 3; ++seed) {
+      SCOPED_TRACE(testing::Message() << c.rate << "/s burst " << c.burst << " seed " << seed);
+      std::mt19937_64 random(seed);
+      std::uniform_int_distribution<int64_t> usual_ns(0, 100'000);
+      std::uniform_int_distribution<int64_t> stall_ns(0, 50'000'000);
+      std::bernoulli_distribution stalled(0.01);
+      LateConsumerRun run = ConsumeWithLateWakeUps(c.rate, c.burst, c.simulated, Allowance(c), [&] {
+        return common::Duration(stalled(random) ? stall_ns(random) : usual_ns(random));
+      });
+      ExpectWithinBurst(c, run.taken_at);
+      double last = Seconds(run.taken_at.back()).count();
+      double lost = Seconds(run.excess_lateness).count();
+      EXPECT_GE(static_cast<double>(run.taken_at.size()), c.burst + c.rate * (last - lost) - 1);
+    }
+  }
+}
+
+// A timer that never fires late gets every token, and never more, at any rate; it wakes
+// once per TokensPerWakeUp() tokens, so at most about once a millisecond.
+TEST(TokenBucketPacing, PunctualWakeUpsAreExact) {
+  for (const PacingCase& c : kPacingCases) {
+    SCOPED_TRACE(testing::Message() << c.rate << "/s burst " << c.burst);
+    LateConsumerRun run = ConsumeWithLateWakeUps(c.rate, c.burst, c.simulated, Allowance(c),
+                                                 [] { return common::Duration(0); });
+    ExpectWithinBurst(c, run.taken_at);
+    double last = Seconds(run.taken_at.back()).count();
+    EXPECT_NEAR(static_cast<double>(run.taken_at.size()), c.burst + c.rate * last, 1);
+    double wake_ups_expected = c.rate * Seconds(c.simulated).count() / TokensPerWakeUp(c);
+    EXPECT_NEAR(static_cast<double>(run.wake_ups), wake_ups_expected, 2);
+  }
 }
 
 TEST_F(TokenBucketTest, UnlimitedAlwaysGivesTokens) {
