@@ -19,16 +19,35 @@ void Log::StartSyncers() {
   for (int i = 0; i < n; ++i) syncers_.emplace_back([this] { SyncerMain(); });
 }
 
+bool Log::SyncDue() const {
+  if (written_end_ <= sync_started_end_) return false;
+  return syncs_in_flight_ == 0 || written_end_ - sync_started_end_ >= options_.overlap_min_records;
+}
+
 void Log::HandToSyncers(std::vector<Completion> done) {
+  size_t queued;
   {
-    std::lock_guard lock(sync_mu_);
-    sync_fd_ = active_fd_;
-    const std::string& path = segments_.back().path;  // the writer's own to read
-    if (sync_path_ != path) sync_path_ = path;
-    written_end_ = next_seq_;
-    unsynced_.push_back(Unsynced{next_seq_, active_offset_, std::move(done)});
+    std::lock_guard state(mu_);
+    queued = pending_.size();
   }
-  sync_cv_.notify_one();
+  std::unique_lock lock(sync_mu_);
+  sync_fd_ = active_fd_;
+  const std::string& path = segments_.back().path;  // the writer's own to read
+  if (sync_path_ != path) sync_path_ = path;
+  written_end_ = next_seq_;
+  unsynced_.push_back(Unsynced{next_seq_, active_offset_, std::move(done)});
+  // Little else to write and no sync running: the writer syncs itself, and what arrives
+  // meanwhile waits for the next batch (plain group commit, no thread hand-off). With
+  // more to write, a syncer takes the sync and the writer goes on writing.
+  if (syncs_in_flight_ == 0 && queued < options_.overlap_min_records) {
+    RunOneSync(lock);
+    return;
+  }
+  // Otherwise a syncer starts now, or the one in flight takes these when it is done.
+  if (SyncDue()) {
+    lock.unlock();
+    sync_cv_.notify_one();
+  }
 }
 
 void Log::DrainSyncs() {
@@ -49,8 +68,15 @@ void Log::StopSyncers() {
 void Log::SyncerMain() {
   std::unique_lock lock(sync_mu_);
   for (;;) {
-    sync_cv_.wait(lock, [&] { return syncers_stop_ || written_end_ > sync_started_end_; });
-    if (written_end_ <= sync_started_end_) return;  // stopping, and nothing left to sync
+    auto finished = [&] { return syncers_stop_ && written_end_ <= sync_started_end_; };
+    sync_cv_.wait(lock, [&] { return finished() || SyncDue(); });
+    if (!SyncDue()) return;  // stopping, and nothing left to sync
+    RunOneSync(lock);
+  }
+}
+
+void Log::RunOneSync(std::unique_lock<std::mutex>& lock) {
+  {
     uint64_t target = written_end_;
     int fd = sync_fd_;
     std::string path = sync_path_;
@@ -101,6 +127,7 @@ void Log::SyncerMain() {
     // Queued under sync_mu_, so completions reach the owner in sequence order.
     QueueCompletions(&ready);
     sync_idle_cv_.notify_all();
+    if (syncers_stop_) sync_cv_.notify_all();  // the others may now see nothing left
     if (!ready.empty() && options_.wake) {
       lock.unlock();
       options_.wake();

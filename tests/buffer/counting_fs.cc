@@ -31,6 +31,33 @@ Status CountingFileSystem::PreadUpTo(int fd, void* buf, size_t n, uint64_t offse
   return base_.PreadUpTo(fd, buf, n, offset, got);
 }
 
+Status CountingFileSystem::PwriteAll(int fd, std::vector<iovec> iov, uint64_t offset) {
+  {
+    std::lock_guard lock(mu_);
+    auto it = paths_.find(fd);
+    calls_.push_back(
+        Call{Call::Op::kWrite, it == paths_.end() ? "" : it->second, std::this_thread::get_id()});
+  }
+  return base_.PwriteAll(fd, std::move(iov), offset);
+}
+
+Status CountingFileSystem::Fdatasync(int fd, const std::string& what) {
+  {
+    std::lock_guard lock(mu_);
+    calls_.push_back(Call{Call::Op::kSync, what, std::this_thread::get_id()});
+  }
+  return base_.Fdatasync(fd, what);
+}
+
+std::vector<CountingFileSystem::Call> CountingFileSystem::Calls(std::string_view path_part) const {
+  std::lock_guard lock(mu_);
+  std::vector<Call> out;
+  for (const Call& c : calls_) {
+    if (c.path.find(path_part) != std::string::npos) out.push_back(c);
+  }
+  return out;
+}
+
 std::vector<CountingFileSystem::Read> CountingFileSystem::Reads(std::string_view path_part) const {
   std::lock_guard lock(mu_);
   std::vector<Read> out;

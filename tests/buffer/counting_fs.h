@@ -6,6 +6,7 @@
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include "buffer/file_system.h"
@@ -29,11 +30,9 @@ class CountingFileSystem final : public FileSystem {
 
   Status Open(const std::string& path, int flags, int* fd) override;
   Status Close(int fd) override;
-  Status PwriteAll(int fd, std::vector<iovec> iov, uint64_t offset) override {
-    return base_.PwriteAll(fd, std::move(iov), offset);
-  }
+  Status PwriteAll(int fd, std::vector<iovec> iov, uint64_t offset) override;
   Status PreadUpTo(int fd, void* buf, size_t n, uint64_t offset, size_t* got) override;
-  Status Fdatasync(int fd, const std::string& what) override { return base_.Fdatasync(fd, what); }
+  Status Fdatasync(int fd, const std::string& what) override;
   Status Fallocate(int fd, uint64_t size, const std::string& path) override {
     return base_.Fallocate(fd, size, path);
   }
@@ -52,6 +51,15 @@ class CountingFileSystem final : public FileSystem {
   }
   Status LockDir(const std::string& dir, int* fd) override { return base_.LockDir(dir, fd); }
 
+  // A write or sync, and the thread that made it.
+  struct Call {
+    enum class Op { kWrite, kSync } op;
+    std::string path;  // for a sync, what the caller named
+    std::thread::id thread;
+  };
+  // Writes and syncs of files whose path contains `path_part`, in order.
+  std::vector<Call> Calls(std::string_view path_part = "") const;
+
   // Reads of files whose path contains `path_part`, since the last ClearReads.
   std::vector<Read> Reads(std::string_view path_part = "") const;
   void ClearReads();
@@ -65,6 +73,7 @@ class CountingFileSystem final : public FileSystem {
   mutable std::mutex mu_;
   std::map<int, std::string> paths_;
   std::vector<Read> reads_;
+  std::vector<Call> calls_;
 };
 
 }  // namespace sluice::buffer::test

@@ -8,13 +8,16 @@
 #include <csignal>
 #include <functional>
 #include <mutex>
+#include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "buffer/log_reader.h"
 #include "buffer/record.h"
 #include "buffer/segment.h"
 #include "tests/buffer/close_audit.h"
+#include "tests/buffer/counting_fs.h"
 #include "tests/buffer/log_fixture.h"
 #include "tests/buffer/scratch_dir.h"
 
@@ -246,7 +249,7 @@ TEST_F(LogTest, RecordLargerThanBatchCap) {
 TEST_F(LogTest, OnCommitCountsEveryRecord) {
   std::atomic<size_t> committed{0};
   options_.on_commit = [&](common::Duration, size_t records) { committed += records; };
-  ScopeExit close([&] { Close(); });
+  ScopeExit close([&] { Close(); });  // before `fs` goes
   ASSERT_TRUE(Open());
   ASSERT_NO_FATAL_FAILURE(WriteRange(1, 300));
   EXPECT_EQ(committed.load(), 300u);
@@ -368,6 +371,7 @@ TEST_F(LogTest, SyncsCoverEverythingWrittenBeforeThem) {
   std::vector<size_t> groups;
   options_.max_batch_bytes = 1000;
   options_.syncers = 1;
+  options_.overlap_min_records = 0;  // every sync on the syncer thread
   options_.wake = [&] {
     gate.Pass();
     Wake();
@@ -396,6 +400,38 @@ TEST_F(LogTest, SyncsCoverEverythingWrittenBeforeThem) {
   }
   std::lock_guard lock(mu);
   EXPECT_EQ(groups, (std::vector<size_t>{1, 100}));
+}
+
+// Which thread runs a record's fdatasync: the writer itself when little else waits
+// (plain group commit, no hand-off), a syncer thread when more waits to be written.
+// (Before Close(), which seals the segment on the calling thread.)
+std::set<std::thread::id> SyncThreadsBesidesWriter(const test::CountingFileSystem& fs) {
+  std::set<std::thread::id> writers, syncers;
+  for (const auto& c : fs.Calls("/seg/")) {
+    (c.op == test::CountingFileSystem::Call::Op::kWrite ? writers : syncers).insert(c.thread);
+  }
+  EXPECT_EQ(writers.size(), 1u) << "one writer thread";
+  for (auto id : writers) syncers.erase(id);
+  return syncers;
+}
+
+TEST_F(LogTest, WriterSyncsItselfWhenLittleWaits) {
+  test::CountingFileSystem fs;
+  ScopeExit close([&] { Close(); });  // before `fs` goes
+  options_.fs = &fs;
+  ASSERT_TRUE(Open());
+  for (uint64_t seq = 1; seq <= 20; ++seq) ASSERT_EQ(Write(PayloadFor(seq, 40)), seq);
+  EXPECT_TRUE(SyncThreadsBesidesWriter(fs).empty());
+}
+
+TEST_F(LogTest, SyncersSyncWhenMoreWaits) {
+  test::CountingFileSystem fs;
+  ScopeExit close([&] { Close(); });  // before `fs` goes
+  options_.fs = &fs;
+  options_.overlap_min_records = 0;  // "more waits" whatever waits
+  ASSERT_TRUE(Open());
+  for (uint64_t seq = 1; seq <= 20; ++seq) ASSERT_EQ(Write(PayloadFor(seq, 40)), seq);
+  EXPECT_FALSE(SyncThreadsBesidesWriter(fs).empty());
 }
 
 // --- Fsync policies --------------------------------------------------------------------
@@ -609,7 +645,7 @@ TEST_F(LogTest, ReaderNeverSeesUnpublishedRecords) {
       }
       ++checks;
     };
-    ScopeExit close([&] { Close(); });
+    ScopeExit close([&] { Close(); });  // before `fs` goes
     ASSERT_TRUE(Open());
     live = log_.get();
     for (uint64_t from = 1; from <= 300; from += 30) {
