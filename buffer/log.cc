@@ -74,7 +74,6 @@ Status Log::Open(LogOptions options, std::unique_ptr<Log>* out, RecoveryReport* 
   if (!s.ok()) return s;
   // Cursors may move next_seq past a tail lost under fsync: interval/never.
   if (report != nullptr) report->next_seq = log->next_seq_;
-  log->StartSyncers();
   log->writer_ = std::thread([raw = log.get()] { raw->WriterMain(); });
   *out = std::move(log);
   return Status::OK();

@@ -256,7 +256,7 @@ class Log {
   void QueueCompletions(std::vector<Completion>* done);
 
   // log_sync.cc: fdatasyncs for FsyncPolicy::kBatch, off the writer thread.
-  void StartSyncers();
+  void StartSyncers();  // writer thread, at the first hand-off
   // Writer thread: records just written to the active segment, whose completions wait
   // for a sync that starts after now.
   void HandToSyncers(std::vector<Completion> done);

@@ -44,6 +44,9 @@ void Log::HandToSyncers(std::vector<Completion> done) {
     return;
   }
   // Otherwise a syncer starts now, or the one in flight takes these when it is done.
+  // The threads start with the first hand-off: a log that never needs them (fsync never,
+  // light load, a short-lived test or fuzz input) does not pay for them.
+  if (syncers_.empty()) StartSyncers();
   if (SyncDue()) {
     lock.unlock();
     sync_cv_.notify_one();
