@@ -78,7 +78,7 @@ class Dispatcher {
   struct Delivery {
     uint64_t seq = 0;
     uint64_t ingest_unix_ns = 0;
-    std::string payload;  // the record payload, kept for dead-lettering
+    std::string payload;          // the record payload, kept for dead-lettering
     buffer::MessageView message;  // views into payload
     uint32_t attempts = 0;
     int last_status = 0;

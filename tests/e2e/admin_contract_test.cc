@@ -44,9 +44,7 @@ const std::vector<AdminCall>& AdminCalls() {
   return calls;
 }
 
-std::string Describe(const AdminCall& call) {
-  return std::string(call.method) + " " + call.path;
-}
+std::string Describe(const AdminCall& call) { return std::string(call.method) + " " + call.path; }
 
 // `call` on a fresh connection, with `Authorization: <authorization>` unless that is empty.
 std::optional<HttpMessage> Send(uint16_t port, const AdminCall& call,
@@ -93,8 +91,8 @@ TEST_F(AdminContractTest, TokenIsRequiredOnEveryAdminCall) {
       EXPECT_TRUE(anonymous->Header("WWW-Authenticate").has_value())
           << "401 without WWW-Authenticate";
     }
-    for (const char* wrong : {"Bearer wrong", "Bearer s3cret2", "Bearer s3cre", "Basic s3cret",
-                              "s3cret", "Bearer "}) {
+    for (const char* wrong :
+         {"Bearer wrong", "Bearer s3cret2", "Bearer s3cre", "Basic s3cret", "s3cret", "Bearer "}) {
       std::optional<HttpMessage> denied = Send(port, call, wrong);
       if (denied) {
         EXPECT_EQ(denied->status, 401) << "Authorization: " << wrong << ": " << denied->body;
@@ -195,8 +193,7 @@ targets:
   std::vector<Accepted> accepted = PostMany(6, options);
   ASSERT_EQ(accepted.size(), 6u);
   ASSERT_TRUE(WaitForMetric(
-      "sluice_delivery_in_flight", {{"target", "app"}}, [](double v) { return v >= 1; },
-      ">= 1"));
+      "sluice_delivery_in_flight", {{"target", "app"}}, [](double v) { return v >= 1; }, ">= 1"));
   ASSERT_TRUE(downstream_.WaitForCount(1, Millis(10'000))) << "no delivery reached downstream";
   // These arrived at the downstream and are still waiting for its answer.
   std::set<std::string> in_flight_bodies;
