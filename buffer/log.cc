@@ -338,17 +338,8 @@ Status Log::Append(std::string payload, uint64_t ingest_unix_ns, AppendDone done
     return Status::Busy("buffer full");
   }
   pending_bytes_.fetch_add(size, std::memory_order_relaxed);
-  if (options_.explicit_submit) {
-    staged_.push_back(Pending{std::move(payload), ingest_unix_ns, std::move(done)});
-    return Status::OK();
-  }
-  bool was_idle;
-  {
-    std::lock_guard lock(mu_);
-    was_idle = pending_.empty();
-    pending_.push_back(Pending{std::move(payload), ingest_unix_ns, std::move(done)});
-  }
-  if (was_idle) cv_.notify_one();
+  staged_.push_back(Pending{std::move(payload), ingest_unix_ns, std::move(done)});
+  if (!options_.explicit_submit) Submit();
   return Status::OK();
 }
 
@@ -585,11 +576,11 @@ void Log::WriteBatch(std::vector<Pending>* batch) {
     next_seq_ += i - run_start;
     active_offset_ += run_bytes;
     bytes_.fetch_add(run_bytes, std::memory_order_relaxed);
+    // After bytes_ grew, so Append never sees room that is not there.
+    pending_bytes_ -= run_bytes;
     if (fsync_ == FsyncPolicy::kBatch) {
       // Acknowledged, and readable, once an fdatasync that started after this write
-      // returns: the syncer threads' job (log_sync.cc), which also moves the segment's
-      // readable size. The writer goes on meanwhile.
-      pending_bytes_ -= run_bytes;
+      // returns (log_sync.cc), which also moves the segment's readable size.
       HandToSyncers(std::move(done));
     } else {
       unsynced_writes_ = true;
@@ -599,7 +590,6 @@ void Log::WriteBatch(std::vector<Pending>* batch) {
         // never pairs a new end with an old size.
         std::lock_guard lock(mu_);
         segments_.back().size = active_offset_;
-        pending_bytes_ -= run_bytes;
         readable_end_.store(next_seq_, std::memory_order_release);
       }
       PublishCompletions(&done);
@@ -615,10 +605,7 @@ void Log::Fail(std::vector<Pending>* batch, size_t from, const Status& status) {
     done.push_back(
         Completion{std::move((*batch)[k].done), status, 0, std::move((*batch)[k].payload)});
   }
-  {
-    std::lock_guard lock(mu_);
-    pending_bytes_ -= bytes;
-  }
+  pending_bytes_ -= bytes;
   PublishCompletions(&done);
 }
 

@@ -1,8 +1,8 @@
-// The syncer threads of Log (FsyncPolicy::kBatch). The writer thread writes a batch and
-// hands its completions over without waiting; a syncer then runs one fdatasync that
-// covers everything written before it started, and completes, in order, every batch it
-// covers. Up to `syncers` fdatasyncs run at once: a disk serves concurrent flushes
-// faster than back-to-back ones, and the writer keeps writing meanwhile.
+// Syncing for FsyncPolicy::kBatch. A sync runs one fdatasync covering everything written
+// before it started, then completes, in order, every batch it covers. When little else
+// waits to be written, the writer runs it itself (plain group commit); otherwise a syncer
+// thread does and the writer keeps writing: up to `syncers` fdatasyncs run at once, as a
+// disk serves concurrent flushes faster than back-to-back ones.
 //
 // Why a later sync covers earlier writes: fdatasync starts writeback of the file's dirty
 // pages, waits for every page under writeback (also pages another sync started), then
@@ -79,63 +79,61 @@ void Log::SyncerMain() {
 }
 
 void Log::RunOneSync(std::unique_lock<std::mutex>& lock) {
+  uint64_t target = written_end_;
+  int fd = sync_fd_;
+  std::string path = sync_path_;
+  sync_started_end_ = target;
+  ++syncs_in_flight_;
+  lock.unlock();
+
+  common::Duration started = clock_.Now();
+  Status s = fs_.Fdatasync(fd, path);
+  common::Duration took = clock_.Now() - started;
+
+  lock.lock();
+  --syncs_in_flight_;
+  Status fatal;
   {
-    uint64_t target = written_end_;
-    int fd = sync_fd_;
-    std::string path = sync_path_;
-    sync_started_end_ = target;
-    ++syncs_in_flight_;
-    lock.unlock();
-
-    common::Duration started = clock_.Now();
-    Status s = fs_.Fdatasync(fd, path);
-    common::Duration took = clock_.Now() - started;
-
-    lock.lock();
-    --syncs_in_flight_;
-    Status fatal;
+    std::lock_guard state(mu_);
+    // The kernel may have dropped the pages it failed to write: the log's state on
+    // disk is unknown, and a later fsync would report success for lost data. So one
+    // failed sync fails every record not yet acknowledged, whatever other syncs say.
+    if (!s.ok()) SetFatalLocked(s);
+    if (failed_.load(std::memory_order_acquire)) fatal = fatal_;
+  }
+  std::vector<Completion> ready;
+  size_t records = 0;
+  uint64_t durable_end = 0;
+  uint64_t durable_offset = 0;
+  while (!unsynced_.empty() && (!fatal.ok() || unsynced_.front().end_seq <= target)) {
+    Unsynced& batch = unsynced_.front();
+    for (auto& c : batch.done) {
+      if (!fatal.ok()) c.status = fatal;
+      ready.push_back(std::move(c));
+    }
+    records += batch.done.size();
+    durable_end = batch.end_seq;
+    durable_offset = batch.end_offset;
+    unsynced_.pop_front();
+  }
+  if (fatal.ok() && records > 0) {
     {
+      // Size and readable_end move together, under the lock ReadableIn takes. A roll
+      // waits for syncs in flight, so these records are in the last segment.
       std::lock_guard state(mu_);
-      // The kernel may have dropped the pages it failed to write: the log's state on
-      // disk is unknown, and a later fsync would report success for lost data. So one
-      // failed sync fails every record not yet acknowledged, whatever other syncs say.
-      if (!s.ok()) SetFatalLocked(s);
-      if (failed_.load(std::memory_order_acquire)) fatal = fatal_;
+      segments_.back().size = durable_offset;
+      readable_end_.store(durable_end, std::memory_order_release);
     }
-    std::vector<Completion> ready;
-    size_t records = 0;
-    uint64_t durable_end = 0;
-    uint64_t durable_offset = 0;
-    while (!unsynced_.empty() && (!fatal.ok() || unsynced_.front().end_seq <= target)) {
-      Unsynced& batch = unsynced_.front();
-      for (auto& c : batch.done) {
-        if (!fatal.ok()) c.status = fatal;
-        ready.push_back(std::move(c));
-      }
-      records += batch.done.size();
-      durable_end = batch.end_seq;
-      durable_offset = batch.end_offset;
-      unsynced_.pop_front();
-    }
-    if (fatal.ok() && records > 0) {
-      {
-        // Size and readable_end move together, under the lock ReadableIn takes. A roll
-        // waits for syncs in flight, so these records are in the last segment.
-        std::lock_guard state(mu_);
-        segments_.back().size = durable_offset;
-        readable_end_.store(durable_end, std::memory_order_release);
-      }
-      if (options_.on_commit) options_.on_commit(took, records);
-    }
-    // Queued under sync_mu_, so completions reach the owner in sequence order.
-    QueueCompletions(&ready);
-    sync_idle_cv_.notify_all();
-    if (syncers_stop_) sync_cv_.notify_all();  // the others may now see nothing left
-    if (!ready.empty() && options_.wake) {
-      lock.unlock();
-      options_.wake();
-      lock.lock();
-    }
+    if (options_.on_commit) options_.on_commit(took, records);
+  }
+  // Queued under sync_mu_, so completions reach the owner in sequence order.
+  QueueCompletions(&ready);
+  sync_idle_cv_.notify_all();
+  if (syncers_stop_) sync_cv_.notify_all();  // the others may now see nothing left
+  if (!ready.empty() && options_.wake) {
+    lock.unlock();
+    options_.wake();
+    lock.lock();
   }
 }
 
