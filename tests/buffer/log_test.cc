@@ -55,8 +55,13 @@ class ScopeExit {
   std::function<void()> f_;
 };
 
+struct GatedCommits;
+
 class LogTest : public test::LogFixture {
  protected:
+  // Wires `commits` into the options: on_commit records, and `wake` passes its gate.
+  void GateCommits(GatedCommits* commits);
+
   // Writes records from..to (payloads PayloadFor(seq, LengthFor(seq))), all queued at once.
   void WriteRange(uint64_t from, uint64_t to_inclusive) {
     std::vector<std::string> payloads;
@@ -285,38 +290,50 @@ class WriterGate {
   bool open_ = false;
 };
 
-TEST_F(LogTest, GroupCommitTakesEverythingQueuedWhileWriterWasBusy) {
+// The record count of every commit, with the first `wake` caller (the writer, or a
+// syncer with fsync: batch) held at `gate` until the test opens it.
+struct GatedCommits {
   WriterGate gate;
   std::mutex mu;
   std::vector<size_t> groups;
+
+  std::vector<size_t> Groups() {
+    std::lock_guard lock(mu);
+    return groups;
+  }
+};
+
+void LogTest::GateCommits(GatedCommits* commits) {
+  options_.wake = [this, commits] {
+    commits->gate.Pass();
+    Wake();
+  };
+  options_.on_commit = [commits](common::Duration, size_t records) {
+    std::lock_guard lock(commits->mu);
+    commits->groups.push_back(records);
+  };
+}
+
+TEST_F(LogTest, GroupCommitTakesEverythingQueuedWhileWriterWasBusy) {
   // The writer completes its own batches without fsync, so the gate in `wake` holds
   // the writer itself (with fsync: batch, a syncer calls `wake`).
   options_.fsync = FsyncPolicy::kNever;
-  options_.wake = [&] {
-    gate.Pass();
-    Wake();
-  };
-  options_.on_commit = [&](common::Duration, size_t records) {
-    std::lock_guard lock(mu);
-    groups.push_back(records);
-  };
+  GatedCommits commits;
+  GateCommits(&commits);
   ScopeExit close([&] {
-    gate.Open();
+    commits.gate.Open();
     Close();
   });
   ASSERT_TRUE(Open());
   ASSERT_TRUE(Append(PayloadFor(1, 5)).ok());
-  ASSERT_TRUE(gate.WaitUntilHeld(kDeadline));  // the writer is stuck after record 1
+  ASSERT_TRUE(commits.gate.WaitUntilHeld(kDeadline));  // the writer is stuck after record 1
   // 2000 records of 1..20 bytes: about 6000 iovecs, more than IOV_MAX, in one pwritev run.
   for (uint64_t seq = 2; seq <= 2001; ++seq) {
     ASSERT_TRUE(Append(PayloadFor(seq, 1 + seq % 20)).ok());
   }
-  gate.Open();
+  commits.gate.Open();
   ASSERT_TRUE(WaitForCompletions());
-  {
-    std::lock_guard lock(mu);
-    EXPECT_EQ(groups, (std::vector<size_t>{1, 2000}));
-  }
+  EXPECT_EQ(commits.Groups(), (std::vector<size_t>{1, 2000}));
   for (size_t i = 0; i < completions_.size(); ++i) {
     ASSERT_TRUE(completions_[i].status.ok());
     ASSERT_EQ(completions_[i].seq, i + 1);
@@ -330,76 +347,56 @@ TEST_F(LogTest, GroupCommitTakesEverythingQueuedWhileWriterWasBusy) {
 }
 
 TEST_F(LogTest, BatchCapLimitsGroupSize) {
-  WriterGate gate;
-  std::mutex mu;
-  std::vector<size_t> groups;
   options_.max_batch_bytes = 1000;
   // Without fsync the writer itself completes each batch it writes (and calls `wake`),
   // so on_commit sees the write batches. (With fsync: batch, it sees syncs, which may
   // cover several: SyncsCoverEverythingWrittenBeforeThem.)
   options_.fsync = FsyncPolicy::kNever;
-  options_.wake = [&] {
-    gate.Pass();
-    Wake();
-  };
-  options_.on_commit = [&](common::Duration, size_t records) {
-    std::lock_guard lock(mu);
-    groups.push_back(records);
-  };
+  GatedCommits commits;
+  GateCommits(&commits);
   ScopeExit close([&] {
-    gate.Open();
+    commits.gate.Open();
     Close();
   });
   ASSERT_TRUE(Open());
   ASSERT_TRUE(Append(PayloadFor(1, 100)).ok());
-  ASSERT_TRUE(gate.WaitUntilHeld(kDeadline));
+  ASSERT_TRUE(commits.gate.WaitUntilHeld(kDeadline));
   for (uint64_t seq = 2; seq <= 101; ++seq) ASSERT_TRUE(Append(PayloadFor(seq, 100)).ok());
-  gate.Open();
+  commits.gate.Open();
   ASSERT_TRUE(WaitForCompletions());
-  std::lock_guard lock(mu);
   // 100 payload bytes each: at most 10 fit 1000 bytes, and the queue was full enough
   // that every group after the first is exactly that.
-  EXPECT_EQ(groups, (std::vector<size_t>{1, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10}));
+  EXPECT_EQ(commits.Groups(), (std::vector<size_t>{1, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10}));
 }
 
 // The writer does not wait for fdatasync: while the only syncer is held (inside its
 // `wake`, after the first record's sync), the writer writes batch after batch, and the
 // next sync covers all of them.
 TEST_F(LogTest, SyncsCoverEverythingWrittenBeforeThem) {
-  WriterGate gate;
-  std::mutex mu;
-  std::vector<size_t> groups;
   options_.max_batch_bytes = 1000;
   options_.syncers = 1;
   options_.overlap_min_records = 0;  // every sync on the syncer thread
-  options_.wake = [&] {
-    gate.Pass();
-    Wake();
-  };
-  options_.on_commit = [&](common::Duration, size_t records) {
-    std::lock_guard lock(mu);
-    groups.push_back(records);
-  };
+  GatedCommits commits;
+  GateCommits(&commits);
   ScopeExit close([&] {
-    gate.Open();
+    commits.gate.Open();
     Close();
   });
   ASSERT_TRUE(Open());
   ASSERT_TRUE(Append(PayloadFor(1, 100)).ok());
-  ASSERT_TRUE(gate.WaitUntilHeld(kDeadline));  // record 1 synced; the syncer is held
+  ASSERT_TRUE(commits.gate.WaitUntilHeld(kDeadline));  // record 1 synced; the syncer is held
   for (uint64_t seq = 2; seq <= 101; ++seq) ASSERT_TRUE(Append(PayloadFor(seq, 100)).ok());
   // Ten write batches of ten (the batch cap), none of them synced yet.
   ASSERT_TRUE(
       RunUntil([&] { return log_->bytes() >= kSegmentHeaderSize + 101 * RecordSize(100); }));
   EXPECT_EQ(log_->readable_end(), 2u) << "written is not durable: not readable yet";
-  gate.Open();
+  commits.gate.Open();
   ASSERT_TRUE(WaitForCompletions());
   for (size_t i = 0; i < completions_.size(); ++i) {
     ASSERT_TRUE(completions_[i].status.ok());
     ASSERT_EQ(completions_[i].seq, i + 1);
   }
-  std::lock_guard lock(mu);
-  EXPECT_EQ(groups, (std::vector<size_t>{1, 100}));
+  EXPECT_EQ(commits.Groups(), (std::vector<size_t>{1, 100}));
 }
 
 // Which thread runs a record's fdatasync: the writer itself when little else waits
