@@ -1,6 +1,24 @@
 #include "tests/buffer/counting_fs.h"
 
 namespace sluice::buffer::test {
+namespace {
+
+// The entries (Read or Call) whose path contains `path_part`.
+template <typename Entry>
+std::vector<Entry> WithPathPart(const std::vector<Entry>& entries, std::string_view path_part) {
+  std::vector<Entry> out;
+  for (const Entry& e : entries) {
+    if (e.path.find(path_part) != std::string::npos) out.push_back(e);
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string CountingFileSystem::PathOfLocked(int fd) const {
+  auto it = paths_.find(fd);
+  return it == paths_.end() ? "" : it->second;
+}
 
 Status CountingFileSystem::Open(const std::string& path, int flags, int* fd) {
   Status s = base_.Open(path, flags, fd);
@@ -23,8 +41,7 @@ Status CountingFileSystem::PreadUpTo(int fd, void* buf, size_t n, uint64_t offse
   Read read{"", offset, n};
   {
     std::lock_guard lock(mu_);
-    auto it = paths_.find(fd);
-    if (it != paths_.end()) read.path = it->second;
+    read.path = PathOfLocked(fd);
     reads_.push_back(read);
   }
   if (on_read_) on_read_(read);
@@ -34,9 +51,7 @@ Status CountingFileSystem::PreadUpTo(int fd, void* buf, size_t n, uint64_t offse
 Status CountingFileSystem::PwriteAll(int fd, std::vector<iovec> iov, uint64_t offset) {
   {
     std::lock_guard lock(mu_);
-    auto it = paths_.find(fd);
-    calls_.push_back(
-        Call{Call::Op::kWrite, it == paths_.end() ? "" : it->second, std::this_thread::get_id()});
+    calls_.push_back(Call{Call::Op::kWrite, PathOfLocked(fd), std::this_thread::get_id()});
   }
   return base_.PwriteAll(fd, std::move(iov), offset);
 }
@@ -51,20 +66,12 @@ Status CountingFileSystem::Fdatasync(int fd, const std::string& what) {
 
 std::vector<CountingFileSystem::Call> CountingFileSystem::Calls(std::string_view path_part) const {
   std::lock_guard lock(mu_);
-  std::vector<Call> out;
-  for (const Call& c : calls_) {
-    if (c.path.find(path_part) != std::string::npos) out.push_back(c);
-  }
-  return out;
+  return WithPathPart(calls_, path_part);
 }
 
 std::vector<CountingFileSystem::Read> CountingFileSystem::Reads(std::string_view path_part) const {
   std::lock_guard lock(mu_);
-  std::vector<Read> out;
-  for (const Read& r : reads_) {
-    if (r.path.find(path_part) != std::string::npos) out.push_back(r);
-  }
-  return out;
+  return WithPathPart(reads_, path_part);
 }
 
 void CountingFileSystem::ClearReads() {

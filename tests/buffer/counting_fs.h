@@ -68,6 +68,8 @@ class CountingFileSystem final : public FileSystem {
   void set_on_read(std::function<void(const Read&)> on_read) { on_read_ = std::move(on_read); }
 
  private:
+  std::string PathOfLocked(int fd) const;  // REQUIRES: mu_ held; "" when not known
+
   FileSystem& base_;
   std::function<void(const Read&)> on_read_;
   mutable std::mutex mu_;
