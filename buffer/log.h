@@ -16,18 +16,13 @@
 #include "buffer/dead_letter.h"
 #include "buffer/dead_letter_store.h"
 #include "buffer/file_system.h"
+#include "buffer/fsync_policy.h"
 #include "buffer/idempotency.h"
 #include "buffer/segment_footer.h"
 #include "common/clock.h"
 #include "common/status.h"
 
 namespace sluice::buffer {
-
-enum class FsyncPolicy {
-  kBatch,     // complete an append only after the fdatasync covering it (group commit)
-  kInterval,  // complete after write(2); fdatasync every fsync_interval
-  kNever,     // complete after write(2); the OS decides when data reaches the disk
-};
 
 struct LogOptions {
   std::string dir;

@@ -36,6 +36,9 @@ std::string Status::ToString() const {
     case Code::kBusy:
       out = "busy";
       break;
+    case Code::kUnavailable:
+      out = "unavailable";
+      break;
   }
   out += ": ";
   out += state_->msg;

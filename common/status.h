@@ -10,7 +10,16 @@ namespace sluice::common {
 // (the LevelDB idiom); an error carries a code, the errno if any, and a message.
 class [[nodiscard]] Status {
  public:
-  enum class Code { kOk, kIoError, kNoSpace, kCorruption, kInvalidArgument, kNotFound, kBusy };
+  enum class Code {
+    kOk,
+    kIoError,
+    kNoSpace,
+    kCorruption,
+    kInvalidArgument,
+    kNotFound,
+    kBusy,
+    kUnavailable
+  };
 
   Status() = default;
   Status(const Status& other) { *this = other; }
@@ -28,6 +37,8 @@ class [[nodiscard]] Status {
   static Status InvalidArgument(std::string_view msg) { return {Code::kInvalidArgument, msg, 0}; }
   static Status NotFound(std::string_view msg) { return {Code::kNotFound, msg, 0}; }
   static Status Busy(std::string_view msg) { return {Code::kBusy, msg, 0}; }
+  // A service we depend on (a broker) cannot be reached now; worth retrying later.
+  static Status Unavailable(std::string_view msg) { return {Code::kUnavailable, msg, 0}; }
   // Maps an errno from a failed system call: ENOSPC/EDQUOT become kNoSpace.
   static Status FromErrno(std::string_view what, int err);
 
@@ -36,6 +47,7 @@ class [[nodiscard]] Status {
   bool IsNoSpace() const { return code() == Code::kNoSpace; }
   bool IsCorruption() const { return code() == Code::kCorruption; }
   bool IsNotFound() const { return code() == Code::kNotFound; }
+  bool IsUnavailable() const { return code() == Code::kUnavailable; }
   int errno_value() const { return state_ ? state_->err : 0; }
   std::string ToString() const;
 
