@@ -51,21 +51,23 @@ bool SplitTargetPath(std::string_view path, std::string_view* name, std::string_
 
 }  // namespace
 
-Admin::Admin(buffer::Log& log, metrics::Metrics& metrics, const Dispatchers& dispatchers,
+Admin::Admin(buffer::Queue& queue, metrics::Metrics& metrics, const Dispatchers& dispatchers,
              const std::string& token, RefreshGauges refresh)
-    : log_(log),
+    : queue_(queue),
       metrics_(metrics),
       dispatchers_(dispatchers),
       token_(token),
       refresh_(std::move(refresh)) {}
 
 std::vector<Admin::Check> Admin::ReadinessChecks() const {
-  common::Status fatal = log_.fatal_error();
-  bool below_max = log_.bytes() < log_.max_bytes();
+  common::Status fatal = queue_.fatal_error();
+  common::Status available = queue_.Availability();
+  bool full = available.code() == common::Status::Code::kBusy;
   return {
       {"buffer_open", fatal.ok(), fatal.ok() ? "" : fatal.ToString()},
-      {"buffer_below_max_bytes", below_max,
-       below_max ? "" : "buffer at max_bytes: ingest answers 503"},
+      {"buffer_below_max_bytes", !full, full ? "buffer at max_bytes: ingest answers 503" : ""},
+      {"buffer_reachable", available.ok() || full || !fatal.ok(),
+       available.IsUnavailable() ? available.ToString() : ""},
       {"not_shutting_down", !shutting_down_, shutting_down_ ? "draining" : ""},
   };
 }
@@ -196,7 +198,7 @@ void Admin::ListTargets(Responder& responder) {
     json.Key("oldest_age_seconds").Number(d->oldest_age_seconds());
     json.Key("in_flight").Uint(d->in_flight());
     json.Key("retrying").Uint(d->retrying());
-    json.Key("dead_letters").Uint(log_.DeadLetterCount(name));
+    json.Key("dead_letters").Uint(queue_.DeadLetterCount(name));
     if (t.rate.unlimited()) {
       json.Key("rate").String("unlimited");
     } else {
@@ -225,7 +227,7 @@ void Admin::ListDeadLetters(Dispatcher& target, const HttpRequest& request, Resp
   if (after && !common::Uuid::Parse(*after)) return SendError(responder, 400, "bad_id");
 
   std::vector<buffer::DeadLetter> letters;
-  common::Status s = log_.ListDeadLetters(target.name(), &letters);
+  common::Status s = queue_.ListDeadLetters(target.name(), &letters);
   if (!s.ok()) return SendError(responder, 500, s.ToString());
   JsonWriter json;
   json.BeginArray();
@@ -265,10 +267,10 @@ void Admin::ChangeDeadLetters(Dispatcher& target, bool replay, const HttpRequest
   std::string name = target.name();
   const Dispatchers& dispatchers = dispatchers_;
   metrics::Metrics& metrics = metrics_;
-  buffer::Log& log = log_;
-  auto done = [responder, replay, name, &dispatchers, &metrics, &log](const common::Status& s,
-                                                                      uint64_t count) mutable {
-    metrics.ForTarget(name).dead_letters->Set(static_cast<double>(log.DeadLetterCount(name)));
+  buffer::Queue& queue = queue_;
+  auto done = [responder, replay, name, &dispatchers, &metrics, &queue](const common::Status& s,
+                                                                        uint64_t count) mutable {
+    metrics.ForTarget(name).dead_letters->Set(static_cast<double>(queue.DeadLetterCount(name)));
     if (!s.ok()) {
       SendError(responder, 500, s.ToString());
       return;
@@ -284,8 +286,8 @@ void Admin::ChangeDeadLetters(Dispatcher& target, bool replay, const HttpRequest
     responder.Send(200, kJson, json.str());
   };
   size_t queued = 0;
-  common::Status s = replay ? log_.ReplayDeadLetters(name, id, done, &queued)
-                            : log_.PurgeDeadLetters(name, id, done);
+  common::Status s = replay ? queue_.ReplayDeadLetters(name, id, done, &queued)
+                            : queue_.PurgeDeadLetters(name, id, done);
   if (s.IsNotFound()) return SendError(responder, 404, "no_dead_letters");
   if (!s.ok()) return SendError(responder, 503, s.ToString());
   // The copies are queued for this target now; its depth counts them from here.

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "buffer/log.h"
+#include "buffer/queue.h"
 #include "metrics/metrics.h"
 #include "proxy/dispatcher.h"
 #include "proxy/http_server.h"
@@ -23,7 +23,7 @@ class Admin {
 
   // "log", "metrics", "dispatchers" and "token" must outlive this object; `token` is
   // read on every request, so a reload that changes it takes effect at once.
-  Admin(buffer::Log& log, metrics::Metrics& metrics, const Dispatchers& dispatchers,
+  Admin(buffer::Queue& queue, metrics::Metrics& metrics, const Dispatchers& dispatchers,
         const std::string& token, RefreshGauges refresh);
   void Handle(HttpRequest&& request, Responder responder);
   void SetShuttingDown() { shutting_down_ = true; }
@@ -43,7 +43,7 @@ class Admin {
                          Responder& responder);
   bool Authorized(const HttpRequest& request) const;
 
-  buffer::Log& log_;
+  buffer::Queue& queue_;
   metrics::Metrics& metrics_;
   const Dispatchers& dispatchers_;
   const std::string& token_;

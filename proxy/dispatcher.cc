@@ -17,22 +17,21 @@ constexpr size_t kMaxForwardResponseBytes = 16 << 20;
 
 }  // namespace
 
-Dispatcher::Dispatcher(uv_loop_t* loop, const config::Target& target, buffer::Log& log,
-                       metrics::Metrics& metrics, const common::Clock& clock, uint64_t start_seq,
-                       uint64_t queued)
+Dispatcher::Dispatcher(uv_loop_t* loop, const config::Target& target, buffer::Queue& queue,
+                       std::unique_ptr<buffer::TargetQueue> source, metrics::Metrics& metrics,
+                       const common::Clock& clock)
     : loop_(loop),
       target_(target),
-      log_(log),
+      queue_(queue),
+      source_(std::move(source)),
       metrics_(metrics.ForTarget(target.name)),
       clock_(clock),
-      reader_(log, start_seq),
       bucket_(target.rate, target.burst, clock),
       pacing_timer_(loop, [this] { Pump(); }),
       limit_(target.concurrency.limit),  // ConfigureConcurrency() sets the real one
       backoff_(target.retry.initial_backoff, target.retry.max_backoff, std::random_device{}()),
       max_retrying_(std::max<size_t>(64, 4 * size_t{target.concurrency.limit})),
-      cursor_(start_seq),
-      queued_(static_cast<int64_t>(queued)),
+      queued_(static_cast<int64_t>(source_->queued_at_open())),
       timer_(new uv_timer_t),
       forward_client_(std::make_unique<HttpClientPool>(
           loop, target.parsed_url.host, target.parsed_url.port, kMaxForwardResponseBytes)),
@@ -43,7 +42,7 @@ Dispatcher::Dispatcher(uv_loop_t* loop, const config::Target& target, buffer::Lo
   ConfigureConcurrency();
   metrics_.queue_messages->Set(static_cast<double>(queued_));
   metrics_.rate_limit_per_second->Set(target.rate.per_second);
-  metrics_.dead_letters->Set(static_cast<double>(log_.DeadLetterCount(target.name)));
+  metrics_.dead_letters->Set(static_cast<double>(queue_.DeadLetterCount(target.name)));
 }
 
 Dispatcher::~Dispatcher() {
@@ -139,40 +138,25 @@ void Dispatcher::Pump() {
   pumping_ = false;
 }
 
-// Reads until the next message for this target (records for other targets of a
-// fan-out route are passed over).
+// Takes the next message from the queue into a delivery, unless one is waiting. The
+// message is decoded in place: the views point into its payload, and a Delivery lives on
+// the heap and never moves.
 void Dispatcher::FillLookahead() {
-  bool advanced = false;
-  // The record is read straight into a delivery, decoded in place (the views point into
-  // its payload: a Delivery lives on the heap and never moves) and reused for records
-  // that are not for this target.
-  std::unique_ptr<Delivery> d;
-  while (next_ == nullptr) {
-    buffer::RecordHeader header;
-    common::Status error;
-    if (d == nullptr) d = std::make_unique<Delivery>();
-    auto result = reader_.Next(&header, &d->payload, &error);
-    if (result == buffer::LogReader::Result::kCaughtUp) break;
-    if (result == buffer::LogReader::Result::kError) {
-      logging::EmitLimited(logging::Level::kError, "reading the log failed",
-                           {{"target", target_.name}, {"error", error.ToString()}});
-      break;
-    }
-    advanced = true;
-    auto message = buffer::DecodeMessageView(d->payload);
-    if (!message) {
-      logging::EmitLimited(logging::Level::kError, "undecodable record skipped",
-                           {{"target", target_.name}, {"seq", header.seq}});
-      continue;
-    }
-    if (!message->IsFor(target_.name)) continue;
-    d->seq = header.seq;
-    d->ingest_unix_ns = header.ingest_unix_ns;
-    d->message = std::move(*message);
-    unfinished_.insert(d->seq);
-    next_ = std::move(d);
+  if (next_ != nullptr) return;
+  if (spare_ == nullptr) spare_ = std::make_unique<Delivery>();
+  common::Status error;
+  auto result = source_->Next(&spare_->queued, &error);
+  if (source_->skipped() != skipped_logged_) {
+    logging::EmitLimited(logging::Level::kError, "undecodable messages skipped",
+                         {{"target", target_.name}, {"skipped", source_->skipped()}});
+    skipped_logged_ = source_->skipped();
   }
-  if (advanced) UpdateCursor();
+  if (result == buffer::TargetQueue::Result::kMessage) {
+    next_ = std::move(spare_);
+  } else if (result == buffer::TargetQueue::Result::kError) {
+    logging::EmitLimited(logging::Level::kError, "reading the queue failed",
+                         {{"target", target_.name}, {"error", error.ToString()}});
+  }
 }
 
 std::unique_ptr<Dispatcher::Delivery> Dispatcher::TakeNext(common::Duration now) {
@@ -187,19 +171,19 @@ void Dispatcher::StartAttempt(std::unique_ptr<Delivery> d) {
   (void)limit_.TryAcquire();  // checked by the caller: in_flight < limit
   ++d->attempts;
   d->in_flight_at_start = limit_.in_flight();
-  uint64_t seq = d->seq;
+  uint64_t tag = d->queued.tag;
   std::string request = BuildRequest(*d);
-  bool head = d->message.method == "HEAD";
+  bool head = d->queued.message.method == "HEAD";
   d->attempt_started = clock_.Now();
-  in_flight_[seq] = std::move(d);
+  in_flight_[tag] = std::move(d);
   metrics_.in_flight->Set(static_cast<double>(in_flight()));
   // Two words of capture: std::function keeps them without allocating.
   client_->Send(std::move(request), head, target_.timeout,
-                [this, seq](ClientResult r) { OnAttemptDone(seq, std::move(r)); });
+                [this, tag](ClientResult r) { OnAttemptDone(tag, std::move(r)); });
 }
 
 std::string Dispatcher::BuildRequest(const Delivery& d) const {
-  const buffer::MessageView& m = d.message;
+  const buffer::MessageView& m = d.queued.message;
   char id[common::Uuid::kTextSize];
   m.id.Format(id);
   return BuildUpstreamRequest(target_.parsed_url, m.method, m.target, m.headers, m.body,
@@ -207,12 +191,12 @@ std::string Dispatcher::BuildRequest(const Delivery& d) const {
                               UpstreamExtras{std::string_view(id, sizeof(id)), d.attempts});
 }
 
-void Dispatcher::OnAttemptDone(uint64_t seq, ClientResult result) {
+void Dispatcher::OnAttemptDone(uint64_t tag, ClientResult result) {
   limit_.Release();
   // A pool retired by a reload goes once nothing runs on it. Safe even from inside that
   // pool's own callback: its connections are freed only in their close callbacks.
   std::erase_if(retired_clients_, [](const auto& pool) { return pool->busy_count() == 0; });
-  auto it = in_flight_.find(seq);
+  auto it = in_flight_.find(tag);
   if (it == in_flight_.end()) return;
   std::unique_ptr<Delivery> d = std::move(it->second);
   in_flight_.erase(it);
@@ -262,19 +246,19 @@ void Dispatcher::OnAttemptDone(uint64_t seq, ClientResult result) {
 
   if (outcome == Outcome::kDelivered) {
     metrics_.delivered->Increment();
-    double age = Seconds(clock_.UnixNow() - common::Duration(d->ingest_unix_ns)).count();
+    double age = Seconds(clock_.UnixNow() - common::Duration(d->queued.ingest_unix_ns)).count();
     metrics_.message_latency_seconds->Observe(std::max(0.0, age));
-    Finish(d->seq);
+    Finish(d->queued.tag);
   } else if (outcome == Outcome::kReject) {
     logging::EmitLimited(logging::Level::kWarn, "delivery rejected",
                          {{"target", target_.name},
-                          {"id", d->message.id.ToString()},
+                          {"id", d->queued.message.id.ToString()},
                           {"attempt", int64_t{d->attempts}},
                           {"status", d->last_status},
                           {"error", result.error_detail}});
     DeadLetter(std::move(d), "rejected");
   } else {
-    common::Duration age = clock_.UnixNow() - common::Duration(d->ingest_unix_ns);
+    common::Duration age = clock_.UnixNow() - common::Duration(d->queued.ingest_unix_ns);
     if (policy.max_attempts != 0 && d->attempts >= policy.max_attempts) {
       DeadLetter(std::move(d), "max_attempts");
     } else if (age >= target_.max_age) {
@@ -304,7 +288,7 @@ void Dispatcher::ScheduleRetry(std::unique_ptr<Delivery> d, common::Duration now
   }
   logging::EmitLimited(logging::Level::kDebug, "delivery will be retried",
                        {{"target", target_.name},
-                        {"id", d->message.id.ToString()},
+                        {"id", d->queued.message.id.ToString()},
                         {"attempt", int64_t{d->attempts}},
                         {"status", d->last_status},
                         {"error", r.error_detail},
@@ -315,19 +299,19 @@ void Dispatcher::ScheduleRetry(std::unique_ptr<Delivery> d, common::Duration now
 void Dispatcher::DeadLetter(std::unique_ptr<Delivery> d, const char* reason) {
   buffer::DeadLetter dl;
   dl.target = target_.name;
-  dl.seq = d->seq;
-  dl.ingest_unix_ns = d->ingest_unix_ns;
+  dl.seq = d->queued.tag;
+  dl.ingest_unix_ns = d->queued.ingest_unix_ns;
   dl.dead_unix_ns = static_cast<uint64_t>(clock_.UnixNow().count());
   dl.reason = reason;
   dl.attempts = d->attempts;
   dl.last_status = d->last_status;
-  dl.payload = d->payload;
+  dl.payload = d->queued.payload;
   std::string why = reason;
-  uint64_t seq = d->seq;
+  uint64_t tag = d->queued.tag;
   common::Status s =
-      log_.AppendDeadLetter(std::move(dl), [this, seq, why](const common::Status& st, uint64_t) {
+      queue_.AppendDeadLetter(std::move(dl), [this, tag, why](const common::Status& st, uint64_t) {
         if (!st.ok()) {
-          // Not stored: the message stays unfinished and is retried from disk next start.
+          // Not stored: the message stays unfinished and is delivered again after a restart.
           logging::EmitLimited(logging::Level::kError, "dead letter not stored",
                                {{"target", target_.name}, {"error", st.ToString()}});
           return;
@@ -338,8 +322,8 @@ void Dispatcher::DeadLetter(std::unique_ptr<Delivery> d, const char* reason) {
           metrics_.dead_lettered_max_attempts->Increment();
         else
           metrics_.dead_lettered_expired->Increment();
-        metrics_.dead_letters->Set(static_cast<double>(log_.DeadLetterCount(target_.name)));
-        Finish(seq);
+        metrics_.dead_letters->Set(static_cast<double>(queue_.DeadLetterCount(target_.name)));
+        Finish(tag);
         Pump();
       });
   if (!s.ok()) {
@@ -348,26 +332,16 @@ void Dispatcher::DeadLetter(std::unique_ptr<Delivery> d, const char* reason) {
   }
   logging::EmitLimited(logging::Level::kWarn, "message dead-lettered",
                        {{"target", target_.name},
-                        {"id", d->message.id.ToString()},
+                        {"id", d->queued.message.id.ToString()},
                         {"reason", reason},
                         {"attempt", int64_t{d->attempts}},
                         {"status", d->last_status}});
 }
 
-void Dispatcher::Finish(uint64_t seq) {
-  unfinished_.erase(seq);
+void Dispatcher::Finish(uint64_t tag) {
+  source_->Finish(tag);
   --queued_;
   metrics_.queue_messages->Set(static_cast<double>(queued()));
-  UpdateCursor();
-}
-
-// The cursor is the lowest sequence not yet finished: everything below it is done.
-void Dispatcher::UpdateCursor() {
-  uint64_t cursor = unfinished_.empty() ? reader_.next_seq() : *unfinished_.begin();
-  if (cursor != cursor_) {
-    cursor_ = cursor;
-    log_.SetCursor(target_.name, cursor);
-  }
 }
 
 void Dispatcher::ArmTimer(common::Duration now, bool waiting_for_token) {
@@ -484,9 +458,9 @@ void Dispatcher::OnTimer(uv_timer_t* timer) { static_cast<Dispatcher*>(timer->da
 void Dispatcher::RefreshGauges() {
   FillLookahead();
   uint64_t oldest = UINT64_MAX;
-  if (next_) oldest = next_->ingest_unix_ns;
-  for (const auto& [seq, d] : in_flight_) oldest = std::min(oldest, d->ingest_unix_ns);
-  for (const auto& [due, d] : retries_) oldest = std::min(oldest, d->ingest_unix_ns);
+  if (next_) oldest = next_->queued.ingest_unix_ns;
+  for (const auto& [tag, d] : in_flight_) oldest = std::min(oldest, d->queued.ingest_unix_ns);
+  for (const auto& [due, d] : retries_) oldest = std::min(oldest, d->queued.ingest_unix_ns);
   double age = 0;
   if (oldest != UINT64_MAX) {
     age = std::max(0.0, Seconds(clock_.UnixNow() - common::Duration(oldest)).count());

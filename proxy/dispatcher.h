@@ -7,13 +7,11 @@
 #include <functional>
 #include <map>
 #include <memory>
-#include <set>
 #include <string>
 #include <unordered_map>
 
-#include "buffer/log.h"
-#include "buffer/log_reader.h"
 #include "buffer/message.h"
+#include "buffer/queue.h"
 #include "common/clock.h"
 #include "config/config.h"
 #include "limiter/limiter.h"
@@ -23,18 +21,19 @@
 
 namespace sluice::proxy {
 
-// Delivers one target's messages: reads them from the log at the target's cursor,
+// Delivers one target's messages: takes them from its TargetQueue in order,
 // starts each attempt when the token bucket and the concurrency limit allow, retries
 // with full-jitter backoff, pauses on Retry-After, dead-letters what cannot be
-// delivered, and moves the cursor to the lowest unfinished sequence.
+// delivered, and tells the queue which messages are finished.
 //
 // Memory is O(in flight + retrying): the retry set is bounded, and while it is full
-// fresh messages stay on disk.
+// fresh messages stay in the queue.
 class Dispatcher {
  public:
-  Dispatcher(uv_loop_t* loop, const config::Target& target, buffer::Log& log,
-             metrics::Metrics& metrics, const common::Clock& clock, uint64_t start_seq,
-             uint64_t queued);
+  // "queue" must outlive this object; `source` is the target's share of it.
+  Dispatcher(uv_loop_t* loop, const config::Target& target, buffer::Queue& queue,
+             std::unique_ptr<buffer::TargetQueue> source, metrics::Metrics& metrics,
+             const common::Clock& clock);
   ~Dispatcher();
   Dispatcher(const Dispatcher&) = delete;
   Dispatcher& operator=(const Dispatcher&) = delete;
@@ -71,15 +70,12 @@ class Dispatcher {
   size_t in_flight() const { return in_flight_.size() + forwards_in_flight_; }
   size_t retrying() const { return retries_.size(); }
   uint64_t queued() const { return queued_ > 0 ? static_cast<uint64_t>(queued_) : 0; }
-  // The lowest sequence this target has not finished.
-  uint64_t cursor() const { return cursor_; }
+  // How far the target has drained (TargetQueue::progress).
+  uint64_t progress() const { return source_->progress(); }
 
  private:
   struct Delivery {
-    uint64_t seq = 0;
-    uint64_t ingest_unix_ns = 0;
-    std::string payload;          // the record payload, kept for dead-lettering
-    buffer::MessageView message;  // views into payload
+    buffer::QueuedMessage queued;  // the payload is kept for dead-lettering
     uint32_t attempts = 0;
     int last_status = 0;
     uint32_t in_flight_at_start = 0;  // for the adaptive limit: was the limit in use?
@@ -93,8 +89,7 @@ class Dispatcher {
   void OnAttemptDone(uint64_t seq, ClientResult result);
   void ScheduleRetry(std::unique_ptr<Delivery> d, common::Duration now, const ClientResult& r);
   void DeadLetter(std::unique_ptr<Delivery> d, const char* reason);
-  void Finish(uint64_t seq);
-  void UpdateCursor();
+  void Finish(uint64_t tag);
   void ArmTimer(common::Duration now, bool waiting_for_token);
   uint32_t BatchTokens() const;
   void UpdatePausedGauge();
@@ -104,10 +99,10 @@ class Dispatcher {
 
   uv_loop_t* loop_;
   config::Target target_;
-  buffer::Log& log_;
+  buffer::Queue& queue_;
+  std::unique_ptr<buffer::TargetQueue> source_;
   metrics::TargetMetrics& metrics_;
   const common::Clock& clock_;
-  buffer::LogReader reader_;
   limiter::TokenBucket bucket_;
   // Wakes when the awaited tokens are due, to the nanosecond; retries and pauses use timer_.
   PacingTimer pacing_timer_;
@@ -127,18 +122,19 @@ class Dispatcher {
   std::deque<WaitingForward> forwards_;
   size_t forwards_in_flight_ = 0;
 
-  std::unique_ptr<Delivery> next_;  // read ahead: the next fresh message
-  std::unordered_map<uint64_t, std::unique_ptr<Delivery>> in_flight_;
+  std::unique_ptr<Delivery> next_;   // read ahead: the next fresh message
+  std::unique_ptr<Delivery> spare_;  // reused while the queue has nothing
+  std::unordered_map<uint64_t, std::unique_ptr<Delivery>> in_flight_;   // by tag
   std::multimap<common::Duration, std::unique_ptr<Delivery>> retries_;  // by due time
-  std::set<uint64_t> unfinished_;  // read, not yet delivered or dead-lettered
-  uint64_t cursor_ = 0;
   // Signed: a message can be delivered before the ingest callback that counts it runs
-  // (records are readable once durable; the 202 callbacks run a little later).
+  // (records are readable once durable; the 202 callbacks run a little later), and a
+  // broker shared by several instances delivers messages other instances stored.
   int64_t queued_ = 0;
   common::Duration paused_until_{0};
   bool stopped_ = false;
   bool admin_paused_ = false;
   double oldest_age_seconds_ = 0;
+  uint64_t skipped_logged_ = 0;  // source_->skipped() when last logged
   bool pumping_ = false;
   bool pump_again_ = false;
 

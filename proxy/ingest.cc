@@ -34,11 +34,11 @@ const char* RejectReason(int status) {
 
 }  // namespace
 
-Ingest::Ingest(const config::Config& config, buffer::Log& log, metrics::Metrics& metrics,
+Ingest::Ingest(const config::Config& config, buffer::Queue& queue, metrics::Metrics& metrics,
                const common::Clock& clock, const DrainEstimate& drain, OnDurable on_durable,
                OnFatal on_fatal, Forward forward)
     : config_(config),
-      log_(log),
+      queue_(queue),
       metrics_(metrics),
       clock_(clock),
       drain_(drain),
@@ -204,15 +204,19 @@ void Ingest::Queue(HttpRequest&& request, Responder responder, const config::Rou
                         message.body.size(), scoped_key ? 2 : 1, common::Status::OK(),
                         common::Status::OK()};
 
-  common::Status s =
-      log_.Append(std::move(payload), now_ns, [this, pending](const common::Status& st, uint64_t) {
-        pending->record_status = st;
-        Settle(pending);
-      });
+  common::Status s = queue_.Append(std::move(payload), now_ns,
+                                   [this, pending](const common::Status& st, uint64_t) {
+                                     pending->record_status = st;
+                                     Settle(pending);
+                                   });
   if (!s.ok()) {
     delete pending;
     if (s.code() == common::Status::Code::kBusy) {
       AnswerQueueFull(responder, route.name, started);
+      return;
+    }
+    if (s.IsUnavailable()) {
+      AnswerUnavailable(responder, route.name, started);
       return;
     }
     Answer(responder, route.name, started, 500, kJson, JsonError("storage_failure"),
@@ -229,11 +233,11 @@ void Ingest::Queue(HttpRequest&& request, Responder responder, const config::Rou
   entry.fingerprint = fingerprint;
   entry.expires_unix_ns = now_ns + static_cast<uint64_t>(config_.idempotency_window.count());
   idempotency_.Insert(entry, /*pending=*/true);
-  s = log_.AppendIdempotencyKey(std::move(entry),
-                                [this, pending](const common::Status& st, uint64_t) {
-                                  pending->key_status = st;
-                                  Settle(pending);
-                                });
+  s = queue_.AppendIdempotencyKey(std::move(entry),
+                                  [this, pending](const common::Status& st, uint64_t) {
+                                    pending->key_status = st;
+                                    Settle(pending);
+                                  });
   if (!s.ok()) {
     pending->key_status = s;
     Settle(pending);
@@ -266,8 +270,10 @@ void Ingest::Settle(PendingAnswer* p) {
            {{"Sluice-Message-Id", id}, {"Content-Type", "application/json"}},
            AcceptedBody(id, p->targets));
     on_durable_(p->targets);
-  } else if (s.IsNoSpace()) {
+  } else if (s.IsNoSpace() || s.code() == common::Status::Code::kBusy) {
     AnswerQueueFull(p->responder, p->route, p->started);
+  } else if (s.IsUnavailable()) {
+    AnswerUnavailable(p->responder, p->route, p->started);
   } else {
     Answer(p->responder, p->route, p->started, 500, {{"Content-Type", "application/json"}},
            JsonError("storage_failure"), /*close=*/true);
@@ -338,10 +344,17 @@ void Ingest::AnswerQueueFull(Responder& responder, const std::string& route,
       JsonError("queue_full"));
 }
 
+// A broker that cannot be reached or did not confirm: nothing is known to be stored, and
+// the client may try again shortly (a retry may duplicate what the broker did keep).
+void Ingest::AnswerUnavailable(Responder& responder, const std::string& route,
+                               common::Duration started) {
+  metrics_.IngestRejected("unavailable").Increment();
+  Answer(responder, route, started, 503,
+         {{"Retry-After", "1"}, {"Content-Type", "application/json"}}, JsonError("unavailable"));
+}
+
 int Ingest::RetryAfterSeconds() const {
-  uint64_t reclaim_at = log_.NextReclaimSeq();
-  uint64_t low = drain_.low_water();
-  return drain_.RetryAfterSeconds(reclaim_at > low ? reclaim_at - low : 0);
+  return drain_.RetryAfterSeconds(queue_.BacklogBeforeRoom(drain_.low_water()));
 }
 
 }  // namespace sluice::proxy

@@ -5,7 +5,7 @@
 #include <vector>
 
 #include "buffer/idempotency.h"
-#include "buffer/log.h"
+#include "buffer/queue.h"
 #include "common/clock.h"
 #include "common/uuid.h"
 #include "config/config.h"
@@ -28,8 +28,8 @@ class Ingest {
   using Forward = std::function<void(const std::string& target, std::string request, bool head,
                                      std::function<void(ClientResult)> done)>;
 
-  // "config", "log", "metrics" and "clock" must outlive this object.
-  Ingest(const config::Config& config, buffer::Log& log, metrics::Metrics& metrics,
+  // "config", "queue", "metrics" and "clock" must outlive this object.
+  Ingest(const config::Config& config, buffer::Queue& queue, metrics::Metrics& metrics,
          const common::Clock& clock, const DrainEstimate& drain, OnDurable on_durable,
          OnFatal on_fatal, Forward forward);
 
@@ -61,12 +61,13 @@ class Ingest {
   void PassThrough(HttpRequest&& request, Responder responder, const config::Route& route,
                    common::Duration started);
   void AnswerQueueFull(Responder& responder, const std::string& route, common::Duration started);
+  void AnswerUnavailable(Responder& responder, const std::string& route, common::Duration started);
   // Seconds a client should wait before retrying a full queue: until the oldest segment
   // is drained at the rate the targets have been draining.
   int RetryAfterSeconds() const;
 
   const config::Config& config_;
-  buffer::Log& log_;
+  buffer::Queue& queue_;
   metrics::Metrics& metrics_;
   const common::Clock& clock_;
   const DrainEstimate& drain_;

@@ -2,28 +2,14 @@
 
 #include <csignal>
 
-#include "buffer/queue_depth.h"
 #include "proxy/logging.h"
+#include "proxy/queue_factory.h"
 #include "proxy/systemd_notify.h"
 #include "proxy/version.h"
 
 namespace sluice::proxy {
 
 using common::Status;
-
-namespace {
-buffer::FsyncPolicy ToPolicy(config::FsyncMode mode) {
-  switch (mode) {
-    case config::FsyncMode::kBatch:
-      return buffer::FsyncPolicy::kBatch;
-    case config::FsyncMode::kInterval:
-      return buffer::FsyncPolicy::kInterval;
-    case config::FsyncMode::kNever:
-      return buffer::FsyncPolicy::kNever;
-  }
-  return buffer::FsyncPolicy::kBatch;
-}
-}  // namespace
 
 Proxy::Proxy(config::Config config) : config_(std::move(config)), metrics_(kVersion) {
   uv_loop_init(&loop_);
@@ -62,59 +48,37 @@ Status Proxy::Start() {
   uv_signal_start(&sigint_, OnSignal, SIGINT);
   ::signal(SIGPIPE, SIG_IGN);
 
-  buffer::LogOptions options;
-  options.dir = config_.buffer.dir;
-  options.segment_bytes = config_.buffer.segment_bytes;
-  options.max_bytes = config_.buffer.max_bytes;
-  options.fsync = ToPolicy(config_.buffer.fsync);
-  options.fsync_interval = config_.buffer.fsync_interval;
-  for (const auto& t : config_.targets) options.targets.push_back(t.name);
-  options.wake = [this] { uv_async_send(&log_async_); };
-  options.explicit_submit = true;
-  options.on_commit = [this](common::Duration fsync, size_t records) {
+  buffer::QueueEvents events;
+  events.wake = [this] { uv_async_send(&log_async_); };
+  events.on_commit = [this](common::Duration fsync, size_t records) {
     if (config_.buffer.fsync == config::FsyncMode::kBatch) {
       metrics_.fsync_duration().Observe(std::chrono::duration<double>(fsync).count());
     }
     metrics_.batch_records().Observe(static_cast<double>(records));
   };
-  buffer::RecoveryReport report;
-  Status s = buffer::Log::Open(options, &log_, &report);
+  Status s = OpenQueue(config_, events, &queue_);
   if (!s.ok()) return s;
-  // Every request read in one loop iteration reaches the writer together, just before
-  // the loop would wait: one lock and at most one wake-up per iteration.
+  // Before each poll: this iteration's appends go to the backend together.
   uv_prepare_init(&loop_, &log_submit_);
   log_submit_.data = this;
   uv_prepare_start(&log_submit_,
-                   [](uv_prepare_t* h) { static_cast<Proxy*>(h->data)->log_->Submit(); });
-  logging::Info("buffer recovered", {{"dir", config_.buffer.dir},
-                                     {"segments", uint64_t{report.segments}},
-                                     {"first_seq", report.first_seq},
-                                     {"next_seq", report.next_seq},
-                                     {"truncated_bytes", report.truncated_bytes}});
-  metrics_.buffer_max_bytes().Set(static_cast<double>(config_.buffer.max_bytes));
+                   [](uv_prepare_t* h) { static_cast<Proxy*>(h->data)->queue_->Submit(); });
+  metrics_.buffer_max_bytes().Set(static_cast<double>(queue_->max_bytes()));
 
-  // From disk, never from a counter; footers spare reading all but a segment or so.
-  std::map<std::string, uint64_t> cursors;
-  for (const auto& t : config_.targets) cursors[t.name] = log_->LoadedCursor(t.name);
-  std::map<std::string, uint64_t> queued;
-  buffer::QueueCountStats counted;
-  s = buffer::CountQueued(*log_, cursors, &queued, &counted);
-  if (!s.ok()) return s;
-  logging::Info("queues counted",
-                {{"segments_from_footers", uint64_t{counted.segments_from_footers}},
-                 {"segments_read", uint64_t{counted.segments_read}},
-                 {"records_read", counted.records_read}});
   for (const auto& t : config_.targets) {
-    dispatchers_[t.name] = std::make_unique<Dispatcher>(&loop_, t, *log_, metrics_, clock_,
-                                                        log_->LoadedCursor(t.name), queued[t.name]);
+    std::unique_ptr<buffer::TargetQueue> source;
+    s = queue_->OpenTarget(t.name, /*added=*/false, &source);
+    if (!s.ok()) return s;
     logging::Info("target ready", {{"target", t.name},
                                    {"url", t.url},
-                                   {"queued", queued[t.name]},
-                                   {"cursor", log_->LoadedCursor(t.name)}});
+                                   {"queued", source->queued_at_open()},
+                                   {"progress", source->progress()}});
+    dispatchers_[t.name] =
+        std::make_unique<Dispatcher>(&loop_, t, *queue_, std::move(source), metrics_, clock_);
   }
 
   ingest_ = std::make_unique<Ingest>(
-      config_, *log_, metrics_, clock_, drain_estimate_,
+      config_, *queue_, metrics_, clock_, drain_estimate_,
       [this](const std::vector<std::string>& targets) {
         for (const auto& t : targets) {
           auto it = dispatchers_.find(t);
@@ -136,8 +100,8 @@ Status Proxy::Start() {
         }
         it->second->Forward(std::move(request), head, std::move(done));
       });
-  ingest_->LoadIdempotencyKeys(log_->TakeLoadedIdempotencyKeys());
-  admin_ = std::make_unique<Admin>(*log_, metrics_, dispatchers_, config_.admin.token,
+  ingest_->LoadIdempotencyKeys(queue_->TakeLoadedIdempotencyKeys());
+  admin_ = std::make_unique<Admin>(*queue_, metrics_, dispatchers_, config_.admin.token,
                                    [this] { RefreshGauges(); });
 
   HttpServer::Options ingest_options;
@@ -182,7 +146,7 @@ Status Proxy::Start() {
 void Proxy::OnAsync(uv_async_t* handle) { static_cast<Proxy*>(handle->data)->OnLogCompletions(); }
 
 void Proxy::OnLogCompletions() {
-  log_->RunCompletions();
+  queue_->RunCompletions();
   for (auto& [name, d] : dispatchers_) d->Pump();
   if (shutting_down_) CheckDrained();
 }
@@ -230,11 +194,11 @@ void Proxy::Finish() {
   admin_server_.reset();
   for (auto& [name, d] : dispatchers_) d->Stop();
   for (auto& d : retiring_) d->Stop();
-  if (log_) {
+  if (queue_) {
     // Finishes queued appends and dead letters, runs their callbacks (the dispatchers
     // are still alive for them), then syncs cursors.
-    log_->Close();
-    common::Status fatal = log_->fatal_error();
+    queue_->Close();
+    common::Status fatal = queue_->fatal_error();
     if (!fatal.ok()) exit_code_ = 1;
   }
   dispatchers_.clear();
@@ -252,14 +216,14 @@ void Proxy::SampleDrain() {
   std::erase_if(retiring_, [](const auto& d) { return d->in_flight() == 0; });
   if (ingest_) ingest_->ExpireIdempotencyKeys();
   uint64_t low = UINT64_MAX;
-  for (auto& [name, d] : dispatchers_) low = std::min(low, d->cursor());
+  for (auto& [name, d] : dispatchers_) low = std::min(low, d->progress());
   if (low != UINT64_MAX) drain_estimate_.Sample(clock_.Now(), low);
 }
 
 void Proxy::RefreshGauges() {
   for (auto& [name, d] : dispatchers_) d->RefreshGauges();
-  metrics_.buffer_bytes().Set(static_cast<double>(log_->bytes()));
-  metrics_.buffer_segments().Set(static_cast<double>(log_->segment_count()));
+  metrics_.buffer_bytes().Set(static_cast<double>(queue_->bytes()));
+  metrics_.buffer_segments().Set(static_cast<double>(queue_->segment_count()));
 }
 
 }  // namespace sluice::proxy
@@ -290,8 +254,7 @@ void Proxy::Reload() {
   next.buffer.kind = config_.buffer.kind;
 
   ApplyTargets(next);
-  log_->Reconfigure(next.buffer.max_bytes, next.buffer.segment_bytes, ToPolicy(next.buffer.fsync),
-                    next.buffer.fsync_interval);
+  queue_->Reconfigure(TunablesOf(next.buffer));
   metrics_.buffer_max_bytes().Set(static_cast<double>(next.buffer.max_bytes));
   RequestParser::Limits limits;
   limits.max_header_bytes = next.limits.max_header_bytes;
@@ -317,7 +280,7 @@ void Proxy::ApplyTargets(const config::Config& next) {
     }
     logging::Info("target removed", {{"target", it->first}});
     it->second->Stop();
-    log_->RemoveTarget(it->first);
+    queue_->RemoveTarget(it->first);
     retiring_.push_back(std::move(it->second));
     it = dispatchers_.erase(it);
   }
@@ -327,15 +290,17 @@ void Proxy::ApplyTargets(const config::Config& next) {
       it->second->Reconfigure(t);
       continue;
     }
-    uint64_t cursor = 0;
-    Status s = log_->AddTarget(t.name, &cursor);
+    std::unique_ptr<buffer::TargetQueue> source;
+    Status s = queue_->OpenTarget(t.name, /*added=*/true, &source);
     if (!s.ok()) {
       logging::Error("cannot add target", {{"target", t.name}, {"error", s.ToString()}});
       continue;
     }
-    // Messages stored before this reload were not addressed to it: nothing is queued.
-    auto d = std::make_unique<Dispatcher>(&loop_, t, *log_, metrics_, clock_, cursor, 0);
-    logging::Info("target added", {{"target", t.name}, {"url", t.url}, {"cursor", cursor}});
+    logging::Info("target added", {{"target", t.name},
+                                   {"url", t.url},
+                                   {"queued", source->queued_at_open()},
+                                   {"progress", source->progress()}});
+    auto d = std::make_unique<Dispatcher>(&loop_, t, *queue_, std::move(source), metrics_, clock_);
     d->Pump();
     dispatchers_[t.name] = std::move(d);
   }

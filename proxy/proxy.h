@@ -6,7 +6,7 @@
 #include <memory>
 #include <string>
 
-#include "buffer/log.h"
+#include "buffer/queue.h"
 #include "common/clock.h"
 #include "config/config.h"
 #include "metrics/metrics.h"
@@ -19,7 +19,8 @@
 namespace sluice::proxy {
 
 // The running sidecar: one libuv loop with the ingest and admin listeners, one
-// dispatcher per target, the log and its writer thread, and the signal handlers.
+// dispatcher per target, the queue (the disk log and its writer thread, or a broker),
+// and the signal handlers.
 class Proxy {
  public:
   explicit Proxy(config::Config config);
@@ -59,7 +60,7 @@ class Proxy {
   uv_timer_t sample_timer_;  // once a second: drain rate and computed gauges
   metrics::Metrics metrics_;
   DrainEstimate drain_estimate_;
-  std::unique_ptr<buffer::Log> log_;
+  std::unique_ptr<buffer::Queue> queue_;
   std::unique_ptr<Ingest> ingest_;
   std::unique_ptr<Admin> admin_;
   std::unique_ptr<HttpServer> ingest_server_;

@@ -1,0 +1,70 @@
+#include "proxy/queue_factory.h"
+
+#include "buffer/disk_queue.h"
+#include "proxy/logging.h"
+
+namespace sluice::proxy {
+namespace {
+
+buffer::FsyncPolicy ToPolicy(config::FsyncMode mode) {
+  switch (mode) {
+    case config::FsyncMode::kBatch:
+      return buffer::FsyncPolicy::kBatch;
+    case config::FsyncMode::kInterval:
+      return buffer::FsyncPolicy::kInterval;
+    case config::FsyncMode::kNever:
+      return buffer::FsyncPolicy::kNever;
+  }
+  return buffer::FsyncPolicy::kBatch;
+}
+
+common::Status OpenDiskQueue(const config::Config& config, const buffer::QueueEvents& events,
+                             std::unique_ptr<buffer::Queue>* out) {
+  buffer::LogOptions options;
+  options.dir = config.buffer.dir;
+  options.segment_bytes = config.buffer.segment_bytes;
+  options.max_bytes = config.buffer.max_bytes;
+  options.fsync = ToPolicy(config.buffer.fsync);
+  options.fsync_interval = config.buffer.fsync_interval;
+  for (const auto& t : config.targets) options.targets.push_back(t.name);
+  // Every request read in one loop iteration reaches the writer together, when the
+  // proxy calls Submit() just before the loop would wait: one lock and at most one
+  // wake-up per iteration.
+  options.explicit_submit = true;
+  buffer::RecoveryReport report;
+  buffer::QueueCountStats counted;
+  std::unique_ptr<buffer::DiskQueue> disk;
+  common::Status s = buffer::DiskQueue::Open(options, events, &disk, &report, &counted);
+  if (!s.ok()) return s;
+  logging::Info("buffer recovered", {{"dir", config.buffer.dir},
+                                     {"segments", uint64_t{report.segments}},
+                                     {"first_seq", report.first_seq},
+                                     {"next_seq", report.next_seq},
+                                     {"truncated_bytes", report.truncated_bytes}});
+  logging::Info("queues counted",
+                {{"segments_from_footers", uint64_t{counted.segments_from_footers}},
+                 {"segments_read", uint64_t{counted.segments_read}},
+                 {"records_read", counted.records_read}});
+  *out = std::move(disk);
+  return common::Status::OK();
+}
+
+}  // namespace
+
+buffer::QueueTunables TunablesOf(const config::BufferConfig& buffer) {
+  buffer::QueueTunables t;
+  t.max_bytes = buffer.max_bytes;
+  t.segment_bytes = buffer.segment_bytes;
+  t.fsync = ToPolicy(buffer.fsync);
+  t.fsync_interval = buffer.fsync_interval;
+  return t;
+}
+
+common::Status OpenQueue(const config::Config& config, const buffer::QueueEvents& events,
+                         std::unique_ptr<buffer::Queue>* out) {
+  if (config.buffer.kind == "disk") return OpenDiskQueue(config, events, out);
+  return common::Status::InvalidArgument("buffer.kind \"" + config.buffer.kind +
+                                         "\" is not built in");
+}
+
+}  // namespace sluice::proxy
