@@ -3,8 +3,8 @@ BUILD_DIR ?= build
 BUILD_TYPE ?= Release
 JOBS ?= $(shell nproc)
 CONFIG ?= examples/sluice.yaml
-# Seconds per fuzz target in `make fuzz` (CI): four targets, and the whole CI must stay
-# under 20 minutes on 2 cores.
+# Seconds per fuzz target in `make fuzz` (CI): four targets, JOBS at a time, and the whole
+# CI must stay under 20 minutes on 2 cores.
 FUZZ_SECONDS ?= 40
 
 .PHONY: deps configure build run test bench format clean sanitize tsan fuzz ci
@@ -49,7 +49,7 @@ tsan: deps
 # segment whose records overlap the next segment's sequence numbers is re-examined at
 # every start); see docs/known-issues.md.
 fuzz: deps
-	SLUICE_FUZZ_SKIP_KNOWN=1 FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run-fuzzers
+	SLUICE_FUZZ_SKIP_KNOWN=1 FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_PARALLEL=$(JOBS) tests/fuzz/run-fuzzers
 
 ci: test sanitize tsan fuzz
 
