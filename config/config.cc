@@ -73,7 +73,11 @@ class ConfigParser {
  private:
   void ParseAdmin(const Field& field, AdminConfig* admin);
   void ParseBuffer(const Field& field, BufferConfig* buffer);
-  void ParseBrokerBlock(const Field* field, std::initializer_list<std::string_view> keys);
+  void ParseRabbitMq(const Field& field, RabbitMqConfig* out);
+  void ParseKafka(const Field& field, KafkaConfig* out);
+  void ParseSqs(const Field& field, SqsConfig* out);
+  // A queue, topic or group name (part): sets *out when valid, reports it otherwise.
+  void ReadBrokerName(const Field* field, bool allow_empty, bool dots, std::string* out);
   void ParseLimits(const Field& field, Limits* limits);
   void ParseIdempotency(const Field& field, Duration* window);
   void ParseTargets(const Field* field, const Field& root, std::vector<Target>* targets);
@@ -145,9 +149,10 @@ void ConfigParser::ParseBuffer(const Field& field, BufferConfig* buffer) {
   const Field* kind_field = m->Find("kind");
   std::optional<std::string> kind = r_.ReadChoice<std::string>(
       kind_field, {{"disk", "disk"}, {"rabbitmq", "rabbitmq"}, {"kafka", "kafka"}, {"sqs", "sqs"}});
-  if (kind && *kind != "disk") {
-    r_.Error(*kind_field, "only \"disk\" is implemented in this build");
+  if (kind && *kind == "sqs") {
+    r_.Error(*kind_field, "\"sqs\" is not implemented in this build");
   }
+  Set(&buffer->kind, kind);
   Set(&buffer->dir, r_.ReadNonEmptyString(m->Find("dir")));
 
   const Field* max_field = m->Find("max_bytes");
@@ -179,19 +184,101 @@ void ConfigParser::ParseBuffer(const Field& field, BufferConfig* buffer) {
                                                   {"never", FsyncMode::kNever}}));
   Set(&buffer->fsync_interval, r_.ReadPositiveDuration(m->Find("fsync_interval")));
 
-  // The broker blocks are checked so that a typo is caught now, but not kept: only the
-  // disk buffer exists in this build.
-  ParseBrokerBlock(m->Find("rabbitmq"), {"url", "exchange", "queue_prefix"});
-  ParseBrokerBlock(m->Find("kafka"), {"brokers", "topic", "group_prefix"});
-  ParseBrokerBlock(m->Find("sqs"), {"region", "endpoint", "queue_prefix"});
+  // Every broker block is checked, whichever kind is in use: a typo in one is caught
+  // before someone switches to it.
+  if (const Field* f = m->Find("rabbitmq")) ParseRabbitMq(*f, &buffer->rabbitmq);
+  if (const Field* f = m->Find("kafka")) ParseKafka(*f, &buffer->kafka);
+  if (const Field* f = m->Find("sqs")) ParseSqs(*f, &buffer->sqs);
 }
 
-void ConfigParser::ParseBrokerBlock(const Field* field,
-                                    std::initializer_list<std::string_view> keys) {
-  if (field == nullptr) return;
-  std::optional<Mapping> m = r_.ReadMapping(*field, keys);
+namespace {
+// Names a broker accepts for queues, topics and groups: letters, digits, '.', '_', '-'.
+bool IsBrokerName(std::string_view name, bool dots) {
+  for (char c : name) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '-' || (dots && c == '.');
+    if (!ok) return false;
+  }
+  return true;
+}
+}  // namespace
+
+void ConfigParser::ReadBrokerName(const Field* field, bool allow_empty, bool dots,
+                                  std::string* out) {
+  std::optional<std::string> name =
+      allow_empty ? r_.ReadString(field) : r_.ReadNonEmptyString(field);
+  if (!name) return;
+  if (!IsBrokerName(*name, dots)) {
+    r_.Error(*field, std::string("expected letters, digits, ") + (dots ? "'.', " : "") +
+                         "'_' or '-', got \"" + *name + "\"");
+    return;
+  }
+  *out = *name;
+}
+
+void ConfigParser::ParseRabbitMq(const Field& field, RabbitMqConfig* out) {
+  std::optional<Mapping> m = r_.ReadMapping(field, {"url", "exchange", "queue_prefix"});
   if (!m) return;
-  for (const auto& entry : m->entries()) (void)r_.ReadString(&entry.second);
+  if (const Field* f = m->Find("url")) {
+    std::optional<std::string> url = r_.ReadNonEmptyString(f);
+    if (url && url->rfind("amqp://", 0) != 0) {
+      r_.Error(*f,
+               "expected a URL like amqp://user:password@host:5672/vhost, got \"" + *url + "\"");
+    } else if (url) {
+      out->url = *url;
+    }
+  }
+  ReadBrokerName(m->Find("exchange"), /*allow_empty=*/false, /*dots=*/true, &out->exchange);
+  ReadBrokerName(m->Find("queue_prefix"), /*allow_empty=*/true, /*dots=*/true, &out->queue_prefix);
+}
+
+void ConfigParser::ParseKafka(const Field& field, KafkaConfig* out) {
+  std::optional<Mapping> m = r_.ReadMapping(field, {"brokers", "topic", "group_prefix"});
+  if (!m) return;
+  if (const Field* f = m->Find("brokers")) {
+    std::optional<std::string> brokers = r_.ReadNonEmptyString(f);
+    if (brokers) {
+      // host:port[,host:port...]: each entry needs a port.
+      bool ok = true;
+      size_t start = 0;
+      while (start <= brokers->size()) {
+        size_t end = brokers->find(',', start);
+        if (end == std::string::npos) end = brokers->size();
+        std::string_view entry = std::string_view(*brokers).substr(start, end - start);
+        size_t colon = entry.rfind(':');
+        if (entry.empty() || colon == std::string_view::npos || colon == 0 ||
+            colon + 1 == entry.size()) {
+          ok = false;
+        }
+        start = end + 1;
+      }
+      if (!ok) {
+        r_.Error(*f, "expected host:port[,host:port...], got \"" + *brokers + "\"");
+      } else {
+        out->brokers = *brokers;
+      }
+    }
+  }
+  ReadBrokerName(m->Find("topic"), /*allow_empty=*/false, /*dots=*/true, &out->topic);
+  ReadBrokerName(m->Find("group_prefix"), /*allow_empty=*/true, /*dots=*/true, &out->group_prefix);
+}
+
+void ConfigParser::ParseSqs(const Field& field, SqsConfig* out) {
+  std::optional<Mapping> m = r_.ReadMapping(field, {"region", "endpoint", "queue_prefix"});
+  if (!m) return;
+  ReadBrokerName(m->Find("region"), /*allow_empty=*/false, /*dots=*/false, &out->region);
+  if (const Field* f = m->Find("endpoint")) {
+    std::optional<std::string> endpoint = r_.ReadString(f);
+    if (endpoint && !endpoint->empty() && endpoint->rfind("http://", 0) != 0 &&
+        endpoint->rfind("https://", 0) != 0) {
+      r_.Error(*f, "expected \"\" or a URL like https://sqs.us-east-1.amazonaws.com, got \"" +
+                       *endpoint + "\"");
+    } else if (endpoint) {
+      out->endpoint = *endpoint;
+    }
+  }
+  // SQS queue names: letters, digits, '_' and '-' (no dots outside FIFO suffixes).
+  ReadBrokerName(m->Find("queue_prefix"), /*allow_empty=*/true, /*dots=*/false, &out->queue_prefix);
 }
 
 void ConfigParser::ParseLimits(const Field& field, Limits* limits) {

@@ -31,6 +31,30 @@ struct Url {
 
 enum class FsyncMode { kBatch, kInterval, kNever };
 
+// buffer.kind: rabbitmq. One quorum queue per target, bound to `exchange`.
+struct RabbitMqConfig {
+  std::string url = "amqp://guest:guest@127.0.0.1:5672/";
+  std::string exchange = "sluice";
+  std::string queue_prefix = "sluice.";  // queue name = prefix + target
+  bool operator==(const RabbitMqConfig&) const = default;
+};
+
+// buffer.kind: kafka. One topic; one consumer group per target.
+struct KafkaConfig {
+  std::string brokers = "127.0.0.1:9092";  // comma-separated host:port bootstrap list
+  std::string topic = "sluice";
+  std::string group_prefix = "sluice-";  // group id = prefix + target
+  bool operator==(const KafkaConfig&) const = default;
+};
+
+// buffer.kind: sqs. One queue per target.
+struct SqsConfig {
+  std::string region = "us-east-1";
+  std::string endpoint;  // "" = the region's public endpoint
+  std::string queue_prefix = "sluice-";
+  bool operator==(const SqsConfig&) const = default;
+};
+
 struct BufferConfig {
   std::string kind = "disk";
   std::string dir = "./var/sluice";
@@ -38,6 +62,9 @@ struct BufferConfig {
   uint64_t segment_bytes = 64ull << 20;
   FsyncMode fsync = FsyncMode::kBatch;
   Duration fsync_interval = 10ms;
+  RabbitMqConfig rabbitmq;
+  KafkaConfig kafka;
+  SqsConfig sqs;
 };
 
 struct Limits {
@@ -87,7 +114,7 @@ struct Target {
 };
 
 struct Route {
-  std::string name;                  // default "route<N>" (1-based); the implicit route: "default"
+  std::string name;  // default "route<N>" (1-based); the implicit route: "default"
   std::string path_prefix = "/";
   std::vector<std::string> methods;  // upper case; empty = any method
   std::vector<std::string> queue;    // target names (fan-out); empty when forward is set

@@ -248,10 +248,16 @@ void Proxy::Reload() {
   needs_restart("admin.listen", !(next.admin.listen == config_.admin.listen));
   needs_restart("buffer.dir", next.buffer.dir != config_.buffer.dir);
   needs_restart("buffer.kind", next.buffer.kind != config_.buffer.kind);
+  needs_restart("buffer.rabbitmq", !(next.buffer.rabbitmq == config_.buffer.rabbitmq));
+  needs_restart("buffer.kafka", !(next.buffer.kafka == config_.buffer.kafka));
+  needs_restart("buffer.sqs", !(next.buffer.sqs == config_.buffer.sqs));
   next.listen = config_.listen;
   next.admin.listen = config_.admin.listen;
   next.buffer.dir = config_.buffer.dir;
   next.buffer.kind = config_.buffer.kind;
+  next.buffer.rabbitmq = config_.buffer.rabbitmq;
+  next.buffer.kafka = config_.buffer.kafka;
+  next.buffer.sqs = config_.buffer.sqs;
 
   ApplyTargets(next);
   queue_->Reconfigure(TunablesOf(next.buffer));

@@ -250,7 +250,7 @@ TEST(ConfigErrors, RetryValues) {
 
 TEST(ConfigErrors, BufferValues) {
   EXPECT_EQ(LoadErrors(WithTargets(R"(buffer:
-  kind: rabbitmq
+  kind: sqs
   dir: ""
   segment_bytes: 1KiB
   fsync: sometimes
@@ -258,13 +258,37 @@ TEST(ConfigErrors, BufferValues) {
   sqs: [us-east-1]
 )")),
             (Lines{
-                "sluice.yaml:2:9: buffer.kind: only \"disk\" is implemented in this build",
+                "sluice.yaml:2:9: buffer.kind: \"sqs\" is not implemented in this build",
                 "sluice.yaml:3:8: buffer.dir: expected a non-empty string, got \"\"",
                 "sluice.yaml:4:18: buffer.segment_bytes: must be at least 4KiB, got 1KiB",
                 "sluice.yaml:5:10: buffer.fsync: expected one of batch, interval, never, got "
                 "\"sometimes\"",
                 "sluice.yaml:6:36: buffer.kafka.topc: unknown key",
                 "sluice.yaml:7:8: buffer.sqs: expected a mapping, got a list",
+            }));
+  EXPECT_EQ(LoadErrors(WithTargets(R"(buffer:
+  kind: rabbitmq
+  rabbitmq: {url: "http://broker:5672/", exchange: "", queue_prefix: "a b"}
+  kafka: {brokers: "k1:9092,k2", topic: "t/x"}
+  sqs: {region: "eu west", endpoint: "sqs.local", queue_prefix: "a.b"}
+)")),
+            (Lines{
+                "sluice.yaml:3:19: buffer.rabbitmq.url: expected a URL like "
+                "amqp://user:password@host:5672/vhost, got \"http://broker:5672/\"",
+                "sluice.yaml:3:52: buffer.rabbitmq.exchange: expected a non-empty string, got "
+                "\"\"",
+                "sluice.yaml:3:70: buffer.rabbitmq.queue_prefix: expected letters, digits, '.', "
+                "'_' or '-', got \"a b\"",
+                "sluice.yaml:4:20: buffer.kafka.brokers: expected host:port[,host:port...], got "
+                "\"k1:9092,k2\"",
+                "sluice.yaml:4:41: buffer.kafka.topic: expected letters, digits, '.', '_' or '-', "
+                "got \"t/x\"",
+                "sluice.yaml:5:17: buffer.sqs.region: expected letters, digits, '_' or '-', got "
+                "\"eu west\"",
+                "sluice.yaml:5:38: buffer.sqs.endpoint: expected \"\" or a URL like "
+                "https://sqs.us-east-1.amazonaws.com, got \"sqs.local\"",
+                "sluice.yaml:5:65: buffer.sqs.queue_prefix: expected letters, digits, '_' or '-', "
+                "got \"a.b\"",
             }));
   EXPECT_EQ(LoadErrors(WithTargets("buffer: {kind: s3}\n")),
             Lines{"sluice.yaml:1:16: buffer.kind: expected one of disk, rabbitmq, kafka, sqs, got "

@@ -39,17 +39,17 @@ buffer:
   fsync: interval
   fsync_interval: 5ms
   rabbitmq:
-    url: amqp://guest:guest@127.0.0.1:5672/
-    exchange: sluice
-    queue_prefix: "sluice."
+    url: amqp://app:pw@rabbit.internal:5673/prod
+    exchange: ingest
+    queue_prefix: "app."
   kafka:
-    brokers: 127.0.0.1:9092
-    topic: sluice
-    group_prefix: "sluice-"
+    brokers: k1:9092,k2:9093
+    topic: app-ingest
+    group_prefix: "app-"
   sqs:
-    region: us-east-1
-    endpoint: ""
-    queue_prefix: "sluice-"
+    region: eu-west-1
+    endpoint: "http://127.0.0.1:9324"
+    queue_prefix: "app-"
 limits:
   max_body_bytes: 2MB
   max_header_bytes: 16KiB
@@ -150,6 +150,10 @@ TEST(ConfigLoad, EveryKeyIsRead) {
   EXPECT_EQ(c.buffer.segment_bytes, 4096u);
   EXPECT_EQ(c.buffer.fsync, FsyncMode::kInterval);
   EXPECT_EQ(c.buffer.fsync_interval, 5ms);
+  EXPECT_EQ(c.buffer.rabbitmq,
+            (RabbitMqConfig{"amqp://app:pw@rabbit.internal:5673/prod", "ingest", "app."}));
+  EXPECT_EQ(c.buffer.kafka, (KafkaConfig{"k1:9092,k2:9093", "app-ingest", "app-"}));
+  EXPECT_EQ(c.buffer.sqs, (SqsConfig{"eu-west-1", "http://127.0.0.1:9324", "app-"}));
   EXPECT_EQ(c.limits.max_body_bytes, 2'000'000u);
   EXPECT_EQ(c.limits.max_header_bytes, 16u << 10);
   EXPECT_EQ(c.limits.max_connections, 500u);
