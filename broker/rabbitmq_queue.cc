@@ -150,6 +150,7 @@ class RabbitMqQueue::Publisher {
                 std::vector<Browsed>* out);
   Status RecycleAdminChannel();
   Status RefreshDeadCount(Target& t);
+  void SetBrowsedCount(Target& t, size_t left, size_t browsed);
   Status Purge(Op& op, Target& t);
   Status Replay(Op& op, Target& t);
   Status List(Op& op, Target& t);
@@ -418,6 +419,14 @@ Status RabbitMqQueue::Publisher::RecycleAdminChannel() {
   return s;
 }
 
+void RabbitMqQueue::Publisher::SetBrowsedCount(Target& t, size_t left, size_t browsed) {
+  // A browse that stopped at max_browse saw only part of the queue. Otherwise what it saw
+  // is the count: the letters given back by closing the channel return to the quorum
+  // queue asynchronously, so a declare-ok right after would miss them.
+  if (browsed < q_.options_.max_browse) t.dead_letters = left;
+  next_refresh_ = SteadyClock::now() + kDeadCountRefresh;
+}
+
 Status RabbitMqQueue::Publisher::RefreshDeadCount(Target& t) {
   uint32_t n = 0;
   Status s = conn_.DeclareQuorumQueue(kAdminChannel, t.dead_queue, &n);
@@ -442,8 +451,9 @@ Status RabbitMqQueue::Publisher::Purge(Op& op, Target& t) {
       }
     }
     if (s.ok()) s = RecycleAdminChannel();
+    if (s.ok()) SetBrowsedCount(t, letters.size() - removed, letters.size());
   }
-  if (s.ok()) s = RefreshDeadCount(t);
+  if (s.ok() && !op.id) s = RefreshDeadCount(t);
   if (!s.ok()) return s;
   q_.Complete(std::move(op.done), Status::OK(), removed);
   op.done = nullptr;
@@ -454,6 +464,7 @@ Status RabbitMqQueue::Publisher::Replay(Op& op, Target& t) {
   std::vector<Browsed> letters;
   Status s = Browse(t.name, t.dead_queue, &letters);
   if (!s.ok()) return s;
+  const size_t browsed = letters.size();
   std::erase_if(letters,
                 [&](const Browsed& b) { return op.id && IdOf(b.letter.payload) != op.id; });
   // The copies go to this target's queue alone (routing key = target, no BCC); a letter
@@ -492,7 +503,7 @@ Status RabbitMqQueue::Publisher::Replay(Op& op, Target& t) {
     if (s.ok()) s = conn_.Ack(kAdminChannel, b.delivery_tag);
   }
   if (s.ok()) s = RecycleAdminChannel();
-  if (s.ok()) s = RefreshDeadCount(t);
+  if (s.ok()) SetBrowsedCount(t, browsed - letters.size(), browsed);
   if (!s.ok()) return s;
   q_.Complete(std::move(op.done), Status::OK(), letters.size());
   op.done = nullptr;
@@ -512,7 +523,7 @@ Status RabbitMqQueue::Publisher::List(Op& op, Target& t) {
   std::stable_sort(letters.begin(), letters.end(), [](const DeadLetter& a, const DeadLetter& b) {
     return a.dead_unix_ns < b.dead_unix_ns;
   });
-  t.dead_letters = letters.size();
+  SetBrowsedCount(t, letters.size(), letters.size());
   Answer(op, Status::OK(), std::move(letters));
   return s;
 }
@@ -644,6 +655,9 @@ void RabbitMqQueue::Consumer::Run() {
     idle = idle && !conn_.HasBufferedFrames();
     if (idle) WaitReadable(conn_.fd(), wake_, kIdlePoll);
   }
+  // What was finished before Close() is acked before the goodbye, so the broker does not
+  // hand it out again.
+  if (conn_.is_open() && SendAcks().ok()) conn_.Close();
   conn_.Close();
 }
 
