@@ -100,6 +100,8 @@ struct RabbitMqQueue::SyncReply {
 // A publish waiting for its confirm.
 struct RabbitMqQueue::Pending {
   std::function<void(const Status&)> on_result;
+  SteadyClock::time_point sent;
+  bool append;  // counted in QueueEvents::on_commit
 };
 
 // ---------------------------------------------------------------------------------------
@@ -137,8 +139,11 @@ class RabbitMqQueue::Publisher {
   Status DeclareTarget(const std::string& name);
   Status Publish(const std::string& exchange, std::string_view key,
                  const std::vector<std::string_view>& bcc, uint64_t ingest_unix_ns,
-                 std::string_view body, std::function<void(const Status&)> on_result);
+                 std::string_view body, std::function<void(const Status&)> on_result,
+                 bool append = false);
   Status DrainFrames();
+  // Runs the callbacks of the publishes a basic.ack / basic.nack covers and reports the
+  // confirmed appends to QueueEvents::on_commit (the broker's "group commit").
   void Resolve(uint64_t tag, bool multiple, const Status& status);
   // Letters of `dead_queue` taken with basic.get and not acked: they stay the channel's
   // until it is recycled (RecycleAdminChannel returns them) or they are acked.
@@ -322,14 +327,15 @@ void RabbitMqQueue::Publisher::Answer(Op& op, Status status, std::vector<DeadLet
 Status RabbitMqQueue::Publisher::Publish(const std::string& exchange, std::string_view key,
                                          const std::vector<std::string_view>& bcc,
                                          uint64_t ingest_unix_ns, std::string_view body,
-                                         std::function<void(const Status&)> on_result) {
+                                         std::function<void(const Status&)> on_result,
+                                         bool append) {
   Status s = conn_.Publish(kPublishChannel, exchange, key, bcc, ingest_unix_ns, body);
   if (!s.ok()) {
     on_result(s);
     return s;
   }
   // Confirms number the channel's publishes from 1, in order.
-  pending_.emplace(next_seq_++, Pending{std::move(on_result)});
+  pending_.emplace(next_seq_++, Pending{std::move(on_result), SteadyClock::now(), append});
   return s;
 }
 
@@ -351,10 +357,12 @@ Status RabbitMqQueue::Publisher::Handle(Op& op) {
     RabbitMqQueue* q = &q_;
     Done done = std::move(op.done);
     op.done = nullptr;
-    s = Publish(q_.options_.exchange, targets[0], bcc, op.ingest_unix_ns, op.payload,
-                [q, done = std::move(done)](const Status& result) mutable {
-                  q->Complete(std::move(done), result, 0, /*append=*/true);
-                });
+    s = Publish(
+        q_.options_.exchange, targets[0], bcc, op.ingest_unix_ns, op.payload,
+        [q, done = std::move(done)](const Status& result) mutable {
+          q->Complete(std::move(done), result, 0, /*append=*/true);
+        },
+        /*append=*/true);
     return s;
   }
 
@@ -529,7 +537,6 @@ Status RabbitMqQueue::Publisher::List(Op& op, Target& t) {
 }
 
 Status RabbitMqQueue::Publisher::DrainFrames() {
-  bool resolved = false;
   for (int i = 0; i < kFramesPerDrain; ++i) {
     amqp_frame_t frame;
     bool got = false;
@@ -541,14 +548,12 @@ Status RabbitMqQueue::Publisher::DrainFrames() {
       case AMQP_BASIC_ACK_METHOD: {
         auto* ack = static_cast<amqp_basic_ack_t*>(frame.payload.method.decoded);
         Resolve(ack->delivery_tag, ack->multiple, Status::OK());
-        resolved = true;
         break;
       }
       case AMQP_BASIC_NACK_METHOD: {
         auto* nack = static_cast<amqp_basic_nack_t*>(frame.payload.method.decoded);
         Resolve(nack->delivery_tag, nack->multiple,
                 Status::Unavailable("rabbitmq: the broker refused the message (basic.nack)"));
-        resolved = true;
         break;
       }
       case AMQP_CHANNEL_CLOSE_METHOD: {
@@ -568,7 +573,6 @@ Status RabbitMqQueue::Publisher::DrainFrames() {
     }
   }
   conn_.ReleaseBuffers();
-  (void)resolved;
   return Status::OK();
 }
 
@@ -576,6 +580,17 @@ void RabbitMqQueue::Publisher::Resolve(uint64_t tag, bool multiple, const Status
   auto first = multiple ? pending_.begin() : pending_.find(tag);
   auto last = multiple ? pending_.upper_bound(tag) : first;
   if (!multiple && first != pending_.end()) ++last;
+  size_t appends = 0;
+  std::optional<SteadyClock::time_point> oldest;
+  for (auto it = first; it != last; ++it) {
+    if (!it->second.append) continue;
+    ++appends;
+    if (!oldest) oldest = it->second.sent;
+  }
+  // Observers first: whoever the callbacks wake sees the commit already counted.
+  if (appends > 0 && status.ok() && q_.events_.on_commit) {
+    q_.events_.on_commit(SteadyClock::now() - *oldest, appends);
+  }
   for (auto it = first; it != last;) {
     it->second.on_result(status);
     it = pending_.erase(it);

@@ -58,6 +58,8 @@ struct RabbitMqOptions {
 // (confirm.select); a nack or a connection lost before the confirm completes it with
 // kUnavailable, and the client may retry: at least once. Messages are persistent and carry
 // ingest_unix_ns in the header "sluice-ingest-ns" (and, in seconds, the timestamp).
+// QueueEvents::on_commit gets, per basic.ack, how long the oldest append it covers waited
+// for its confirm and how many appends it confirmed: the broker's group commit.
 //
 // Delivery: one consumer per target with manual acks and prefetch = the target's
 // prefetch; Finish() acks. Several sluice instances consuming the same queues share its

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <functional>
@@ -62,8 +63,11 @@ class Owner {
       woken_ = true;
       cv_.notify_all();
     };
+    events.on_commit = [this](common::Duration, size_t records) { committed_ += records; };
     return events;
   }
+  // Appends the broker confirmed, as QueueEvents::on_commit counted them.
+  size_t committed() const { return committed_; }
 
   // Runs every queue's completions and `step` until `done()` or `limit` passed. Waits
   // for a wake-up between rounds; at most 50 ms, because some conditions (a broker
@@ -86,6 +90,7 @@ class Owner {
   std::mutex mu_;
   std::condition_variable cv_;
   bool woken_ = false;
+  std::atomic<size_t> committed_{0};
 };
 
 class RabbitMqQueueTest : public ::testing::Test {
@@ -254,6 +259,7 @@ TEST_F(RabbitMqQueueTest, FanOutIsOnePublishReachingEveryNamedTarget) {
   auto c = OpenTarget(*q, "c");
   Uuid both, only_b, marker_a, marker_c;
   ASSERT_TRUE(AppendAndWait(*q, {"a", "b"}, &both).ok());
+  EXPECT_EQ(owner_.committed(), 1u);  // one publish, one confirm, two queues
   ASSERT_TRUE(AppendAndWait(*q, {"b"}, &only_b).ok());
   ASSERT_TRUE(AppendAndWait(*q, {"a", "c"}, &marker_a).ok());
   ASSERT_TRUE(AppendAndWait(*q, {"c"}, &marker_c).ok());
