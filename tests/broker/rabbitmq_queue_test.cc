@@ -316,6 +316,49 @@ TEST_F(RabbitMqQueueTest, PrefetchBoundsWhatOneConsumerHolds) {
   EXPECT_EQ(held.size(), 4u);
 }
 
+TEST_F(RabbitMqQueueTest, RefusedPublishCompletesUnavailable) {
+  auto q = OpenQueue({{"a", 1}});
+  // A full queue that rejects publishes (an operator's policy): the broker nacks.
+  ASSERT_TRUE(SharedServer().Ctl({"set_policy", "--apply-to", "queues", "cap", "^" + prefix_ + "a$",
+                                  R"({"max-length":2,"overflow":"reject-publish"})"}));
+  // The policy reaches the queue asynchronously: append until the first refusal.
+  std::optional<Status> refused;
+  for (int i = 0; i < 50 && !refused; ++i) {
+    std::optional<Status> result;
+    Status s = q->Append(Message({"a"}, "x", nullptr), 1,
+                         [&](const Status& st, uint64_t) { result = st; });
+    ASSERT_TRUE(s.ok()) << s.ToString();
+    ASSERT_TRUE(owner_.RunUntil(
+        {q.get()}, [&] { return result.has_value(); }, seconds(20)));
+    if (!result->ok()) refused = result;
+  }
+  ASSERT_TRUE(refused.has_value()) << "the broker never refused a publish";
+  EXPECT_TRUE(refused->IsUnavailable()) << refused->ToString();
+  // A refusal is about the message, not the connection.
+  EXPECT_TRUE(q->Availability().ok()) << q->Availability().ToString();
+  ASSERT_TRUE(SharedServer().Ctl({"clear_policy", "cap"}));
+}
+
+TEST_F(RabbitMqQueueTest, IdleConnectionsKeepTheirHeartbeats) {
+  RabbitMqOptions o = Options({{"a", 4}});
+  o.heartbeat = seconds(1);  // the broker drops a connection silent for two of these
+  std::unique_ptr<RabbitMqQueue> q;
+  ASSERT_TRUE(RabbitMqQueue::Open(o, owner_.Events(), &q).ok());
+  auto t = OpenTarget(*q, "a");
+  ASSERT_TRUE(AppendAndWait(*q, {"a"}, nullptr).ok());
+  std::vector<std::unique_ptr<QueuedMessage>> got;
+  ASSERT_TRUE(Take(*q, *t, &got, [&] { return got.size() == 1; }));
+
+  // Idle for several heartbeat intervals: time passing is what is tested here.
+  EXPECT_FALSE(owner_.RunUntil(
+      {q.get()}, [] { return false; }, milliseconds(3500)));
+  EXPECT_TRUE(q->Availability().ok()) << q->Availability().ToString();
+  ASSERT_TRUE(AppendAndWait(*q, {"a"}, nullptr).ok());
+  ASSERT_TRUE(Take(*q, *t, &got, [&] { return got.size() == 2; }));
+  // Delivered on the same consumer connection: its tag has the same generation.
+  EXPECT_EQ(got[1]->tag >> 40, got[0]->tag >> 40);
+}
+
 buffer::DeadLetter Letter(const std::string& target, const std::string& payload, uint64_t dead_ns,
                           const std::string& reason) {
   buffer::DeadLetter dl;

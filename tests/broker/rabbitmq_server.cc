@@ -29,6 +29,7 @@ namespace {
 // The Debian package's server script, run directly: /usr/sbin/rabbitmq-server is a wrapper
 // that switches to the rabbitmq user, which only root may do.
 constexpr const char* kServerScript = "/usr/lib/rabbitmq/bin/rabbitmq-server";
+constexpr const char* kCtlScript = "/usr/lib/rabbitmq/bin/rabbitmqctl";
 constexpr const char* kEpmd = "/usr/bin/epmd";
 
 int FreePort() {
@@ -155,13 +156,7 @@ void RabbitMqServer::StartEpmd() {
                     ChildEnvironment({{"HOME", dir_}}), dir_ + "/epmd.log");
 }
 
-bool RabbitMqServer::Start(std::chrono::seconds limit) {
-  if (access(kServerScript, X_OK) != 0 || access(kEpmd, X_OK) != 0) {
-    std::fprintf(stderr, "%s or %s missing: run scripts/install-deps (rabbitmq-server)\n",
-                 kServerScript, kEpmd);
-    return false;
-  }
-  StartEpmd();
+std::vector<std::string> RabbitMqServer::Environment() const {
   std::map<std::string, std::string> env = {
       {"HOME", dir_},  // the Erlang cookie goes here
       {"ERL_EPMD_PORT", std::to_string(epmd_port_)},
@@ -181,7 +176,29 @@ bool RabbitMqServer::Start(std::chrono::seconds limit) {
       {"RABBITMQ_ALLOW_INPUT", "1"},
       {"RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS", "-noinput"},
   };
-  broker_pid_ = Spawn({kServerScript}, ChildEnvironment(env), dir_ + "/server.log");
+  return ChildEnvironment(env);
+}
+
+bool RabbitMqServer::Ctl(const std::vector<std::string>& args) {
+  std::vector<std::string> argv = {kCtlScript, "-n", node_};
+  argv.insert(argv.end(), args.begin(), args.end());
+  pid_t pid = Spawn(argv, Environment(), dir_ + "/ctl.log");
+  int status = 0;
+  if (waitpid(pid, &status, 0) != pid) return false;
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return true;
+  std::fprintf(stderr, "rabbitmqctl failed; log tail:\n%s\n",
+               Tail(dir_ + "/ctl.log", 2000).c_str());
+  return false;
+}
+
+bool RabbitMqServer::Start(std::chrono::seconds limit) {
+  if (access(kServerScript, X_OK) != 0 || access(kEpmd, X_OK) != 0) {
+    std::fprintf(stderr, "%s or %s missing: run scripts/install-deps (rabbitmq-server)\n",
+                 kServerScript, kEpmd);
+    return false;
+  }
+  StartEpmd();
+  broker_pid_ = Spawn({kServerScript}, Environment(), dir_ + "/server.log");
 
   AmqpEndpoint endpoint;
   if (!ParseAmqpUrl(url(), &endpoint).ok()) return false;

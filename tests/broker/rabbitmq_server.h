@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <string>
+#include <vector>
 
 namespace sluice::broker::test {
 
@@ -26,6 +27,9 @@ class RabbitMqServer {
   void Kill();
   bool running() const { return broker_pid_ > 0; }
 
+  // Runs `rabbitmqctl -n NODE args...` against this broker; true when it exits 0.
+  bool Ctl(const std::vector<std::string>& args);
+
   int port() const { return port_; }
   // amqp://guest:guest@127.0.0.1:PORT/
   std::string url() const;
@@ -33,6 +37,7 @@ class RabbitMqServer {
  private:
   void WriteConfig();
   void StartEpmd();
+  std::vector<std::string> Environment() const;
 
   std::string dir_;
   std::string node_;
