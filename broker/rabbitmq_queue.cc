@@ -87,6 +87,7 @@ struct RabbitMqQueue::Op {
   std::string target;
   std::optional<common::Uuid> id;
   Done done;                         // cleared once handed on
+  bool unconfirmed = false;          // an Append counted in Publisher::unconfirmed_
   std::shared_ptr<SyncReply> reply;  // kList, kDeclare; cleared once answered
 };
 
@@ -306,9 +307,10 @@ void RabbitMqQueue::Publisher::Drop(const Status& why) {
 }
 
 void RabbitMqQueue::Publisher::Fail(Op& op, const Status& why) {
-  if (op.done) {
-    q_.Complete(std::move(op.done), why, 0, op.kind == Op::Kind::kAppend);
+  if (op.done || op.unconfirmed) {
+    q_.Complete(std::move(op.done), why, 0, op.unconfirmed);
     op.done = nullptr;
+    op.unconfirmed = false;
   }
   if (op.reply) Answer(op, why);
 }
@@ -357,6 +359,7 @@ Status RabbitMqQueue::Publisher::Handle(Op& op) {
     RabbitMqQueue* q = &q_;
     Done done = std::move(op.done);
     op.done = nullptr;
+    op.unconfirmed = false;  // the confirm's callback counts it now
     s = Publish(
         q_.options_.exchange, targets[0], bcc, op.ingest_unix_ns, op.payload,
         [q, done = std::move(done)](const Status& result) mutable {
@@ -473,8 +476,24 @@ Status RabbitMqQueue::Publisher::Replay(Op& op, Target& t) {
   Status s = Browse(t.name, t.dead_queue, &letters);
   if (!s.ok()) return s;
   const size_t browsed = letters.size();
-  std::erase_if(letters,
-                [&](const Browsed& b) { return op.id && IdOf(b.letter.payload) != op.id; });
+  // As the disk log does: each copy names this target alone and is received now (an old
+  // ingest time would expire it again at once under max_age).
+  std::vector<std::string> copies;
+  std::erase_if(letters, [&](const Browsed& b) {
+    auto message = buffer::DecodeMessage(b.letter.payload);
+    if (!message || (op.id && message->id != *op.id)) return true;
+    message->targets = {t.name};
+    copies.push_back(buffer::EncodeMessage(*message));
+    return false;
+  });
+  if (letters.empty()) {
+    s = RecycleAdminChannel();
+    if (!s.ok()) return s;
+    q_.Complete(std::move(op.done),
+                Status::NotFound(op.id ? "no dead letter with that id" : "no dead letters"), 0);
+    op.done = nullptr;
+    return s;
+  }
   // The copies go to this target's queue alone (routing key = target, no BCC); a letter
   // is removed only once every copy is confirmed. A failure in between leaves both: at
   // least once.
@@ -483,12 +502,12 @@ Status RabbitMqQueue::Publisher::Replay(Op& op, Target& t) {
     Status first_error;
   };
   auto outcome = std::make_shared<Outcome>();
-  for (const Browsed& b : letters) {
-    s = Publish(q_.options_.exchange, t.name, {}, b.letter.ingest_unix_ns, b.letter.payload,
-                [outcome](const Status& result) {
-                  ++outcome->resolved;
-                  if (!result.ok() && outcome->first_error.ok()) outcome->first_error = result;
-                });
+  const auto now_ns = static_cast<uint64_t>(q_.clock_.UnixNow().count());
+  for (const std::string& copy : copies) {
+    s = Publish(q_.options_.exchange, t.name, {}, now_ns, copy, [outcome](const Status& result) {
+      ++outcome->resolved;
+      if (!result.ok() && outcome->first_error.ok()) outcome->first_error = result;
+    });
     if (!s.ok()) return s;
   }
   const auto deadline = SteadyClock::now() + q_.options_.admin_timeout;
@@ -851,7 +870,10 @@ Status RabbitMqQueue::Open(RabbitMqOptions options, buffer::QueueEvents events,
 
 RabbitMqQueue::RabbitMqQueue(RabbitMqOptions options, AmqpEndpoint endpoint,
                              buffer::QueueEvents events)
-    : options_(std::move(options)), endpoint_(std::move(endpoint)), events_(std::move(events)) {}
+    : options_(std::move(options)),
+      endpoint_(std::move(endpoint)),
+      events_(std::move(events)),
+      clock_(options_.clock != nullptr ? *options_.clock : system_clock_) {}
 
 RabbitMqQueue::~RabbitMqQueue() { Close(); }
 
@@ -912,6 +934,7 @@ Status RabbitMqQueue::Enqueue(std::unique_ptr<Op> op) const {
         return Status::Busy("rabbitmq: too many messages waiting for the broker's confirm");
       }
       ++publisher_->unconfirmed_;
+      op->unconfirmed = true;
     }
     publisher_->inbox_.push_back(std::move(op));
   }
@@ -1030,6 +1053,7 @@ Status RabbitMqQueue::PurgeDeadLetters(const std::string& target, std::optional<
 Status RabbitMqQueue::ReplayDeadLetters(const std::string& target, std::optional<common::Uuid> id,
                                         Done done, size_t* queued) {
   if (queued != nullptr) *queued = 0;
+  if (!id && DeadLetterCount(target) == 0) return Status::NotFound("no dead letters");
   auto op = std::make_unique<Op>();
   op->kind = Op::Kind::kReplay;
   op->target = target;

@@ -40,6 +40,9 @@ struct RabbitMqOptions {
   common::Duration close_timeout = std::chrono::seconds(5);
   // ListDeadLetters / purge / replay look at no more than this many letters per call.
   size_t max_browse = 100000;
+  // UnixNow() stamps replayed messages' ingest time; null: the system clock. Read on the
+  // publisher thread.
+  const common::Clock* clock = nullptr;
 };
 
 // buffer::Queue on RabbitMQ (AMQP 0-9-1, librabbitmq-c).
@@ -111,7 +114,9 @@ class RabbitMqQueue : public buffer::Queue {
                                  std::vector<buffer::DeadLetter>* out) const override;
   common::Status PurgeDeadLetters(const std::string& target, std::optional<common::Uuid> id,
                                   Done done) override;
-  // *queued is 0: the count is known only when `done` runs (its value).
+  // As the disk log: each copy names `target` alone and is stamped received now. *queued
+  // is 0: the count is known only when `done` runs (its value). Nothing to replay:
+  // NotFound, returned at once when the known count is 0, else through `done`.
   common::Status ReplayDeadLetters(const std::string& target, std::optional<common::Uuid> id,
                                    Done done, size_t* queued) override;
 
@@ -148,6 +153,8 @@ class RabbitMqQueue : public buffer::Queue {
   const RabbitMqOptions options_;
   const AmqpEndpoint endpoint_;
   const buffer::QueueEvents events_;
+  const common::SystemClock system_clock_;
+  const common::Clock& clock_;
 
   mutable std::mutex mu_;
   mutable std::condition_variable cv_;                      // a SyncReply is ready

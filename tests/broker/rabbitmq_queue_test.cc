@@ -111,6 +111,7 @@ class RabbitMqQueueTest : public ::testing::Test {
     o.reconnect_initial_backoff = milliseconds(50);
     o.reconnect_max_backoff = milliseconds(500);
     o.admin_timeout = seconds(20);
+    o.clock = &clock_;
     return o;
   }
 
@@ -195,6 +196,7 @@ class RabbitMqQueueTest : public ::testing::Test {
   }
 
   std::string prefix_;
+  common::FakeClock clock_{seconds(1'800'000'000)};  // only read by the queues
   Owner owner_;
   common::UuidV7Generator ids_{42};
   buffer::test::Watchdog watchdog_{seconds(180)};
@@ -379,7 +381,7 @@ TEST_F(RabbitMqQueueTest, DeadLettersStoreListPurgeAndReplay) {
   std::vector<Uuid> ids(4);
   for (int i = 0; i < 4; ++i) {
     std::optional<Status> stored;
-    ASSERT_TRUE(q->AppendDeadLetter(Letter("a", Message({"a"}, "dead", &ids[i]), 1000 + i,
+    ASSERT_TRUE(q->AppendDeadLetter(Letter("a", Message({"a", "b"}, "dead", &ids[i]), 1000 + i,
                                            i % 2 ? "max_attempts" : "rejected"),
                                     [&](const Status& s, uint64_t) { stored = s; })
                     .ok());
@@ -425,14 +427,26 @@ TEST_F(RabbitMqQueueTest, DeadLettersStoreListPurgeAndReplay) {
   EXPECT_EQ(buffer::DecodeMessage(letters[1].payload)->id, ids[2]);
   EXPECT_EQ(buffer::DecodeMessage(letters[2].payload)->id, ids[3]);
 
-  // Replay one: it is the target's again, with its ingest time, and no longer a letter.
+  // Replay one: it is this target's again (and only this target's: "b" named it too),
+  // received now, and no longer a letter.
   size_t queued = 99;
   EXPECT_EQ(run([&](auto done) { return q->ReplayDeadLetters("a", ids[2], done, &queued); }), 1u);
   std::vector<std::unique_ptr<QueuedMessage>> got;
   ASSERT_TRUE(Take(*q, *t, &got, [&] { return !got.empty(); }));
   ASSERT_EQ(got.size(), 1u);
   EXPECT_EQ(got[0]->message.id, ids[2]);
-  EXPECT_EQ(got[0]->ingest_unix_ns, 1002u - 1000);
+  EXPECT_EQ(got[0]->message.targets, std::vector<std::string_view>{"a"});
+  EXPECT_EQ(got[0]->ingest_unix_ns, static_cast<uint64_t>(clock_.UnixNow().count()));
+  EXPECT_EQ(q->DeadLetterCount("a"), 2u);
+
+  // A letter that is not there: NotFound (the admin API's 404), nothing changes.
+  std::optional<Status> missing;
+  ASSERT_TRUE(q->ReplayDeadLetters(
+                   "a", ids[1], [&](const Status& st, uint64_t) { missing = st; }, nullptr)
+                  .ok());
+  ASSERT_TRUE(owner_.RunUntil(
+      {q.get()}, [&] { return missing.has_value(); }, seconds(20)));
+  EXPECT_TRUE(missing->IsNotFound()) << missing->ToString();
   EXPECT_EQ(q->DeadLetterCount("a"), 2u);
 
   // Replay all, then purge all.
@@ -452,6 +466,9 @@ TEST_F(RabbitMqQueueTest, DeadLettersStoreListPurgeAndReplay) {
   letters.clear();
   ASSERT_TRUE(q->ListDeadLetters("a", &letters).ok());
   EXPECT_TRUE(letters.empty());
+  EXPECT_TRUE(q->ReplayDeadLetters(
+                   "a", std::nullopt, [](const Status&, uint64_t) {}, nullptr)
+                  .IsNotFound());
 }
 
 TEST_F(RabbitMqQueueTest, TwoInstancesOnOneQueueGetEachMessageOnce) {
