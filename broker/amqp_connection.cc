@@ -92,9 +92,29 @@ Status AmqpConnection::Open(const AmqpEndpoint& endpoint, common::Duration timeo
   amqp_set_rpc_timeout(state_, &tv);
   int heartbeat_s =
       static_cast<int>(std::chrono::duration_cast<std::chrono::seconds>(heartbeat).count());
-  amqp_rpc_reply_t reply =
-      amqp_login(state_, endpoint.vhost.c_str(), 0, AMQP_DEFAULT_FRAME_SIZE, heartbeat_s,
-                 AMQP_SASL_METHOD_PLAIN, endpoint.user.c_str(), endpoint.password.c_str());
+  // Capabilities RabbitMQ acts on only when the client announces them: connection.blocked
+  // (resource alarms are told, not silently stall publishes) and consumer cancel notices.
+  amqp_table_entry_t capabilities[2];
+  capabilities[0].key = amqp_cstring_bytes("connection.blocked");
+  capabilities[0].value.kind = AMQP_FIELD_KIND_BOOLEAN;
+  capabilities[0].value.value.boolean = 1;
+  capabilities[1].key = amqp_cstring_bytes("consumer_cancel_notify");
+  capabilities[1].value.kind = AMQP_FIELD_KIND_BOOLEAN;
+  capabilities[1].value.value.boolean = 1;
+  amqp_table_entry_t properties[2];
+  properties[0].key = amqp_cstring_bytes("product");
+  properties[0].value.kind = AMQP_FIELD_KIND_UTF8;
+  properties[0].value.value.bytes = amqp_cstring_bytes("sluice");
+  properties[1].key = amqp_cstring_bytes("capabilities");
+  properties[1].value.kind = AMQP_FIELD_KIND_TABLE;
+  properties[1].value.value.table.num_entries = 2;
+  properties[1].value.value.table.entries = capabilities;
+  amqp_table_t client_properties;
+  client_properties.num_entries = 2;
+  client_properties.entries = properties;
+  amqp_rpc_reply_t reply = amqp_login_with_properties(
+      state_, endpoint.vhost.c_str(), 0, AMQP_DEFAULT_FRAME_SIZE, heartbeat_s, &client_properties,
+      AMQP_SASL_METHOD_PLAIN, endpoint.user.c_str(), endpoint.password.c_str());
   if (reply.reply_type != AMQP_RESPONSE_NORMAL) {
     Status s = Fail("login", reply);
     Close();

@@ -1,5 +1,7 @@
 #include "broker/rabbitmq_queue.h"
 
+#include <sys/socket.h>
+
 #include <algorithm>
 #include <chrono>
 #include <functional>
@@ -37,6 +39,10 @@ constexpr auto kIdlePoll = std::chrono::milliseconds(500);
 constexpr auto kDeadCountRefresh = std::chrono::seconds(5);
 // At most this many frames are read before a thread looks at its inbox again.
 constexpr int kFramesPerDrain = 256;
+
+Status Blocked(const std::string& reason) {
+  return Status::Unavailable("rabbitmq: the broker blocks publishing (" + reason + ")");
+}
 
 std::optional<common::Uuid> IdOf(std::string_view payload) {
   auto view = buffer::DecodeMessageView(payload);
@@ -118,6 +124,16 @@ class RabbitMqQueue::Publisher {
   void Stop() {
     stopping_ = true;
     wake_.Signal();
+    {
+      // A publish stuck in send(2) (a broker that stopped reading, say under a resource
+      // alarm) would never see stopping_: past close_timeout its socket is shut down.
+      std::unique_lock<std::mutex> lock(fd_mu_);
+      if (!exited_cv_.wait_for(lock, q_.options_.close_timeout + std::chrono::seconds(1),
+                               [&] { return exited_; }) &&
+          socket_fd_ >= 0) {
+        shutdown(socket_fd_, SHUT_RDWR);
+      }
+    }
     if (thread_.joinable()) thread_.join();
   }
   void Signal() { wake_.Signal(); }
@@ -125,6 +141,7 @@ class RabbitMqQueue::Publisher {
   // Under q_.mu_.
   std::deque<std::unique_ptr<Op>> inbox_;
   bool connected_ = false;
+  std::string blocked_;  // connection.blocked's reason while the broker blocks publishing
   Status down_ = Status::Unavailable("rabbitmq: not connected yet");
   uint64_t attempts_ = 0;   // connection attempts finished
   size_t unconfirmed_ = 0;  // appends handed over and not completed
@@ -161,10 +178,17 @@ class RabbitMqQueue::Publisher {
   Status Replay(Op& op, Target& t);
   Status List(Op& op, Target& t);
 
+  // Closes conn_ where Stop() cannot shut its socket down at the same time.
+  void CloseConnection();
+
   RabbitMqQueue& q_;
   EventFd wake_;
   std::atomic<bool> stopping_{false};
   std::thread thread_;
+  std::mutex fd_mu_;
+  std::condition_variable exited_cv_;
+  int socket_fd_ = -1;  // under fd_mu_: conn_'s socket while open
+  bool exited_ = false;
 
   // The thread's own.
   AmqpConnection conn_;
@@ -250,11 +274,26 @@ void RabbitMqQueue::Publisher::Run() {
   }
   for (auto& op : ops) Fail(*op, Status::Unavailable("rabbitmq: closed"));
   q_.cv_.notify_all();
+  {
+    std::lock_guard<std::mutex> lock(fd_mu_);
+    exited_ = true;
+  }
+  exited_cv_.notify_all();
+}
+
+void RabbitMqQueue::Publisher::CloseConnection() {
+  std::lock_guard<std::mutex> lock(fd_mu_);
+  conn_.Close();
+  socket_fd_ = -1;
 }
 
 Status RabbitMqQueue::Publisher::Connect() {
   const RabbitMqOptions& o = q_.options_;
   Status s = conn_.Open(q_.endpoint_, o.connect_timeout, o.heartbeat);
+  if (s.ok()) {
+    std::lock_guard<std::mutex> lock(fd_mu_);
+    socket_fd_ = conn_.fd();
+  }
   if (s.ok()) s = conn_.OpenChannel(kPublishChannel);
   if (s.ok()) s = conn_.ConfirmSelect(kPublishChannel);
   if (s.ok()) s = conn_.OpenChannel(kAdminChannel);
@@ -269,8 +308,12 @@ Status RabbitMqQueue::Publisher::Connect() {
   for (const auto& name : names) {
     if (s.ok()) s = DeclareTarget(name);
   }
-  if (!s.ok()) conn_.Close();
+  if (!s.ok()) CloseConnection();
   next_refresh_ = SteadyClock::now() + kDeadCountRefresh;
+  {
+    std::lock_guard<std::mutex> lock(q_.mu_);
+    blocked_.clear();
+  }
   return s;
 }
 
@@ -294,7 +337,7 @@ Status RabbitMqQueue::Publisher::DeclareTarget(const std::string& name) {
 }
 
 void RabbitMqQueue::Publisher::Drop(const Status& why) {
-  conn_.Close();
+  CloseConnection();
   declared_.clear();
   std::map<uint64_t, Pending> pending;
   pending.swap(pending_);
@@ -573,6 +616,18 @@ Status RabbitMqQueue::Publisher::DrainFrames() {
         auto* nack = static_cast<amqp_basic_nack_t*>(frame.payload.method.decoded);
         Resolve(nack->delivery_tag, nack->multiple,
                 Status::Unavailable("rabbitmq: the broker refused the message (basic.nack)"));
+        break;
+      }
+      case AMQP_CONNECTION_BLOCKED_METHOD: {
+        auto* blocked = static_cast<amqp_connection_blocked_t*>(frame.payload.method.decoded);
+        std::string reason(static_cast<const char*>(blocked->reason.bytes), blocked->reason.len);
+        std::lock_guard<std::mutex> lock(q_.mu_);
+        blocked_ = reason.empty() ? "blocked" : reason;
+        break;
+      }
+      case AMQP_CONNECTION_UNBLOCKED_METHOD: {
+        std::lock_guard<std::mutex> lock(q_.mu_);
+        blocked_.clear();
         break;
       }
       case AMQP_CHANNEL_CLOSE_METHOD: {
@@ -930,6 +985,8 @@ Status RabbitMqQueue::Enqueue(std::unique_ptr<Op> op) const {
     if (closed_) return Status::Unavailable("rabbitmq: closed");
     if (!publisher_->connected_) return publisher_->down_;
     if (op->kind == Op::Kind::kAppend) {
+      // A blocked broker would take the publish into a socket it no longer reads.
+      if (!publisher_->blocked_.empty()) return Blocked(publisher_->blocked_);
       if (publisher_->unconfirmed_ >= options_.max_unconfirmed) {
         return Status::Busy("rabbitmq: too many messages waiting for the broker's confirm");
       }
@@ -1066,6 +1123,7 @@ Status RabbitMqQueue::Availability() const {
   std::lock_guard<std::mutex> lock(mu_);
   if (closed_) return Status::Unavailable("rabbitmq: closed");
   if (!publisher_->connected_) return publisher_->down_;
+  if (!publisher_->blocked_.empty()) return Blocked(publisher_->blocked_);
   return Status::OK();
 }
 

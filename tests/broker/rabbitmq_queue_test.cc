@@ -341,6 +341,32 @@ TEST_F(RabbitMqQueueTest, RefusedPublishCompletesUnavailable) {
   ASSERT_TRUE(SharedServer().Ctl({"clear_policy", "cap"}));
 }
 
+TEST_F(RabbitMqQueueTest, ResourceAlarmMakesAppendsUnavailableUntilCleared) {
+  auto q = OpenQueue({{"a", 4}});
+  ASSERT_TRUE(AppendAndWait(*q, {"a"}, nullptr).ok());
+  // The broker's disk alarm: it blocks a connection at its next publish and says so. That
+  // publish waits for the alarm to clear, then is confirmed.
+  ASSERT_TRUE(SharedServer().Ctl({"set_disk_free_limit", "1000000GB"}));
+  std::optional<Status> held;
+  ASSERT_TRUE(q->Append(Message({"a"}, "held", nullptr), 1, [&](const Status& st, uint64_t) {
+                 held = st;
+               }).ok());
+  ASSERT_TRUE(owner_.RunUntil(
+      {q.get()}, [&] { return !q->Availability().ok(); }, seconds(20)));
+  EXPECT_TRUE(q->Availability().IsUnavailable()) << q->Availability().ToString();
+  Status s = q->Append(Message({"a"}, "x", nullptr), 1, [](const Status&, uint64_t) {});
+  EXPECT_TRUE(s.IsUnavailable()) << s.ToString();
+
+  ASSERT_TRUE(SharedServer().Ctl({"set_disk_free_limit", "1MB"}));
+  ASSERT_TRUE(owner_.RunUntil(
+      {q.get()}, [&] { return q->Availability().ok(); }, seconds(20)))
+      << q->Availability().ToString();
+  EXPECT_TRUE(AppendAndWait(*q, {"a"}, nullptr).ok());
+  ASSERT_TRUE(owner_.RunUntil(
+      {q.get()}, [&] { return held.has_value(); }, seconds(20)));
+  EXPECT_TRUE(held->ok()) << held->ToString();
+}
+
 TEST_F(RabbitMqQueueTest, IdleConnectionsKeepTheirHeartbeats) {
   RabbitMqOptions o = Options({{"a", 4}});
   o.heartbeat = seconds(1);  // the broker drops a connection silent for two of these
