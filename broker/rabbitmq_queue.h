@@ -90,6 +90,10 @@ class RabbitMqQueue : public buffer::Queue {
                              std::unique_ptr<RabbitMqQueue>* out);
   ~RabbitMqQueue() override;
 
+  // A TargetQueue tag: the consumer connection's generation above this bit, the broker's
+  // delivery tag below it.
+  static constexpr int kTagGenerationShift = 40;
+
   // The prefetch of a target that OpenTarget(added=true) opens next (a reload).
   void SetPrefetch(const std::string& target, uint16_t prefetch);
 

@@ -384,7 +384,8 @@ TEST_F(RabbitMqQueueTest, IdleConnectionsKeepTheirHeartbeats) {
   ASSERT_TRUE(AppendAndWait(*q, {"a"}, nullptr).ok());
   ASSERT_TRUE(Take(*q, *t, &got, [&] { return got.size() == 2; }));
   // Delivered on the same consumer connection: its tag has the same generation.
-  EXPECT_EQ(got[1]->tag >> 40, got[0]->tag >> 40);
+  EXPECT_EQ(got[1]->tag >> RabbitMqQueue::kTagGenerationShift,
+            got[0]->tag >> RabbitMqQueue::kTagGenerationShift);
 }
 
 buffer::DeadLetter Letter(const std::string& target, const std::string& payload, uint64_t dead_ns,
