@@ -202,6 +202,24 @@ class RabbitMqQueueTest : public ::testing::Test {
   buffer::test::Watchdog watchdog_{seconds(180)};
 };
 
+TEST(AmqpUrlTest, ParsesWhatTheConfigAccepts) {
+  AmqpEndpoint e;
+  ASSERT_TRUE(ParseAmqpUrl("amqp://guest:secret@127.0.0.1:5673/", &e).ok());
+  EXPECT_EQ(e.host, "127.0.0.1");
+  EXPECT_EQ(e.port, 5673);
+  EXPECT_EQ(e.user, "guest");
+  EXPECT_EQ(e.password, "secret");
+  EXPECT_EQ(e.vhost, "/");  // INTERFACE.md's default URL means the default vhost
+  ASSERT_TRUE(ParseAmqpUrl("amqp://u:p@broker/%2f", &e).ok());
+  EXPECT_EQ(e.vhost, "/");
+  EXPECT_EQ(e.port, 5672);
+  ASSERT_TRUE(ParseAmqpUrl("amqp://u:p@broker:1/orders", &e).ok());
+  EXPECT_EQ(e.vhost, "orders");
+  EXPECT_EQ(ParseAmqpUrl("amqps://u:p@broker/", &e).code(), Status::Code::kInvalidArgument);
+  EXPECT_EQ(ParseAmqpUrl("http://broker/", &e).code(), Status::Code::kInvalidArgument);
+  EXPECT_EQ(ParseAmqpUrl("", &e).code(), Status::Code::kInvalidArgument);
+}
+
 TEST_F(RabbitMqQueueTest, UnreachableBrokerIsUnavailableNotAnError) {
   RabbitMqOptions o = Options({{"a", 1}});
   o.url = "amqp://guest:guest@127.0.0.1:1/";  // nothing listens on port 1
@@ -299,6 +317,48 @@ TEST_F(RabbitMqQueueTest, UnfinishedMessagesAreRedeliveredAfterReopen) {
   std::set<Uuid> redelivered;
   for (const auto& m : again) redelivered.insert(m->message.id);
   EXPECT_EQ(redelivered, sent);
+}
+
+TEST_F(RabbitMqQueueTest, CloseWaitsForTheConfirmsOfWhatWasHandedOver) {
+  auto q = OpenQueue({{"a", 4}});
+  constexpr int kAppends = 50;
+  int ok = 0;
+  for (int i = 0; i < kAppends; ++i) {
+    ASSERT_TRUE(q->Append(Message({"a"}, "x", nullptr), 1, [&](const Status& s, uint64_t) {
+                   ok += s.ok();
+                 }).ok());
+  }
+  q->Close();
+  q->RunCompletions();  // the last callbacks run after Close(), on the owner
+  EXPECT_EQ(ok, kAppends);
+  EXPECT_TRUE(
+      q->Append(Message({"a"}, "x", nullptr), 1, [](const Status&, uint64_t) {}).IsUnavailable());
+
+  auto q2 = OpenQueue({{"a", 4}});
+  auto t = OpenTarget(*q2, "a");
+  EXPECT_EQ(t->queued_at_open(), static_cast<uint64_t>(kAppends));
+}
+
+TEST_F(RabbitMqQueueTest, RemovedTargetStopsConsumingAndKeepsItsMessages) {
+  auto q = OpenQueue({{"a", 4}, {"b", 4}});
+  auto a = OpenTarget(*q, "a");
+  auto b = OpenTarget(*q, "b");
+  q->RemoveTarget("a");
+  Uuid kept, marker;
+  ASSERT_TRUE(AppendAndWait(*q, {"a", "b"}, &kept).ok());
+  ASSERT_TRUE(AppendAndWait(*q, {"b"}, &marker).ok());
+  // b got both; a, removed, took nothing meanwhile.
+  EXPECT_EQ(TakeUntil(*q, *b, marker), std::vector<Uuid>{kept});
+  QueuedMessage m;
+  Status error;
+  EXPECT_EQ(a->Next(&m, &error), TargetQueue::Result::kCaughtUp);
+  q->Close();
+  // The message stayed in a's queue for whoever opens it next.
+  auto q2 = OpenQueue({{"a", 4}});
+  auto a2 = OpenTarget(*q2, "a");
+  std::vector<std::unique_ptr<QueuedMessage>> got;
+  ASSERT_TRUE(Take(*q2, *a2, &got, [&] { return !got.empty(); }));
+  EXPECT_EQ(got[0]->message.id, kept);
 }
 
 TEST_F(RabbitMqQueueTest, PrefetchBoundsWhatOneConsumerHolds) {
