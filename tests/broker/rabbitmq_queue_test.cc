@@ -29,17 +29,23 @@ using common::Uuid;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 
-// One broker for the whole binary: starting one costs seconds.
+// One broker for the whole binary, started by the first test that needs one (starting
+// one costs seconds), stopped when the binary ends.
 class BrokerEnvironment : public ::testing::Environment {
  public:
-  void SetUp() override {
-    server_ = std::make_unique<RabbitMqServer>();
-    ASSERT_TRUE(server_->Start()) << "rabbitmq-server did not start";
-  }
   void TearDown() override { server_.reset(); }
-  RabbitMqServer& server() { return *server_; }
+  // Null when it did not start (the reason is on stderr); not retried.
+  RabbitMqServer* server() {
+    if (!started_) {
+      started_ = true;
+      server_ = std::make_unique<RabbitMqServer>();
+      if (!server_->Start()) server_.reset();
+    }
+    return server_.get();
+  }
 
  private:
+  bool started_ = false;
   std::unique_ptr<RabbitMqServer> server_;
 };
 
@@ -48,7 +54,7 @@ BrokerEnvironment* const g_environment =
 
 }  // namespace
 
-RabbitMqServer& SharedServer() { return g_environment->server(); }
+RabbitMqServer& SharedServer() { return *g_environment->server(); }
 
 namespace {
 
@@ -96,6 +102,8 @@ class Owner {
 class RabbitMqQueueTest : public ::testing::Test {
  protected:
   void SetUp() override {
+    ASSERT_NE(g_environment->server(), nullptr)
+        << "rabbitmq-server did not start (scripts/install-deps installs it)";
     // Every test has queues and an exchange of its own on the shared broker.
     const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
     prefix_ = std::string("sluice-test.") + info->name() + ".";

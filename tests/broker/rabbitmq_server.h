@@ -48,7 +48,7 @@ class RabbitMqServer {
   pid_t broker_pid_ = -1;
 };
 
-// The broker every test in the binary shares (a gtest Environment starts it once).
+// The broker every test in the binary shares (started once, by the first test using it).
 RabbitMqServer& SharedServer();
 
 }  // namespace sluice::broker::test
