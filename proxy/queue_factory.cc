@@ -1,5 +1,8 @@
 #include "proxy/queue_factory.h"
 
+#include <algorithm>
+
+#include "broker/rabbitmq_queue.h"
 #include "buffer/disk_queue.h"
 #include "proxy/logging.h"
 
@@ -49,6 +52,31 @@ common::Status OpenDiskQueue(const config::Config& config, const buffer::QueueEv
   return common::Status::OK();
 }
 
+// What a consumer may hold unacknowledged: as many as the target may have in flight.
+uint16_t PrefetchOf(const config::Target& t) {
+  uint32_t limit = t.concurrency.adaptive ? t.concurrency.max : t.concurrency.limit;
+  return static_cast<uint16_t>(std::clamp<uint32_t>(limit, 1, 65535));
+}
+
+common::Status OpenRabbitMqQueue(const config::Config& config, const buffer::QueueEvents& events,
+                                 std::unique_ptr<buffer::Queue>* out) {
+  broker::RabbitMqOptions options;
+  options.url = config.buffer.rabbitmq.url;
+  options.exchange = config.buffer.rabbitmq.exchange;
+  options.queue_prefix = config.buffer.rabbitmq.queue_prefix;
+  for (const auto& t : config.targets) options.targets[t.name] = PrefetchOf(t);
+  std::unique_ptr<broker::RabbitMqQueue> queue;
+  common::Status s = broker::RabbitMqQueue::Open(options, events, &queue);
+  if (!s.ok()) return s;
+  common::Status available = queue->Availability();
+  logging::Info("buffer opened", {{"kind", "rabbitmq"},
+                                  {"exchange", options.exchange},
+                                  {"queue_prefix", options.queue_prefix},
+                                  {"available", available.ok() ? "yes" : available.ToString()}});
+  *out = std::move(queue);
+  return common::Status::OK();
+}
+
 }  // namespace
 
 buffer::QueueTunables TunablesOf(const config::BufferConfig& buffer) {
@@ -63,6 +91,7 @@ buffer::QueueTunables TunablesOf(const config::BufferConfig& buffer) {
 common::Status OpenQueue(const config::Config& config, const buffer::QueueEvents& events,
                          std::unique_ptr<buffer::Queue>* out) {
   if (config.buffer.kind == "disk") return OpenDiskQueue(config, events, out);
+  if (config.buffer.kind == "rabbitmq") return OpenRabbitMqQueue(config, events, out);
   return common::Status::InvalidArgument("buffer.kind \"" + config.buffer.kind +
                                          "\" is not built in");
 }

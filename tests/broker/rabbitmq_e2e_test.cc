@@ -49,8 +49,9 @@ TEST_F(RabbitMqE2eTest, AcceptedRequestsAreDeliveredThroughTheBroker) {
     ASSERT_FALSE(by_body[a.body].empty());
     EXPECT_EQ(by_body[a.body][0].Header("Sluice-Message-Id"), a.id);
   }
-  EXPECT_TRUE(WaitForMetric("sluice_messages_delivered_total", {{"target", "app"}},
-                            [](double v) { return v >= 200; }, ">= 200"));
+  EXPECT_TRUE(WaitForMetric(
+      "sluice_messages_delivered_total", {{"target", "app"}}, [](double v) { return v >= 200; },
+      ">= 200"));
 }
 
 TEST_F(RabbitMqE2eTest, Kill9OfSluiceLosesNothingAcknowledged) {
@@ -77,8 +78,9 @@ targets:
   ASSERT_LT(before_restart, accepted.size()) << "everything was delivered before the kill";
   ASSERT_TRUE(RestartSluice());
   ASSERT_TRUE(WaitDelivered(accepted));
-  std::printf("[ broker   ] rabbitmq: kill -9 of sluice after %zu deliveries: %d duplicates of 300\n",
-              before_restart, CountDuplicates(accepted));
+  std::printf(
+      "[ broker   ] rabbitmq: kill -9 of sluice after %zu deliveries: %d duplicates of 300\n",
+      before_restart, CountDuplicates(accepted));
 }
 
 TEST_F(RabbitMqE2eTest, TwoInstancesShareTheQueueWithoutDoubleDelivery) {
@@ -95,8 +97,8 @@ TEST_F(RabbitMqE2eTest, TwoInstancesShareTheQueueWithoutDoubleDelivery) {
   ASSERT_EQ(second_ok.load(), 200);
   ASSERT_TRUE(downstream_.WaitForCount(400, Millis(30'000)));
   // Let any double delivery show up: both instances idle with nothing in flight.
-  ASSERT_TRUE(WaitForMetric("sluice_delivery_in_flight", {{"target", "app"}},
-                            [](double v) { return v == 0; }, "== 0"));
+  ASSERT_TRUE(WaitForMetric(
+      "sluice_delivery_in_flight", {{"target", "app"}}, [](double v) { return v == 0; }, "== 0"));
   std::set<std::string> ids;
   for (const auto& r : downstream_.Requests()) {
     auto id = r.Header("Sluice-Message-Id");
@@ -107,8 +109,8 @@ TEST_F(RabbitMqE2eTest, TwoInstancesShareTheQueueWithoutDoubleDelivery) {
   // Both instances delivered: the broker spread the queue over its two consumers.
   auto delivered_by = [](uint16_t admin_port) {
     auto m = Get(admin_port, "/metrics");
-    return m && m->body.find("sluice_messages_delivered_total{target=\"app\"} 0\n") ==
-                    std::string::npos;
+    return m &&
+           m->body.find("sluice_messages_delivered_total{target=\"app\"} 0\n") == std::string::npos;
   };
   EXPECT_TRUE(delivered_by(sluice_.admin_port()));
   EXPECT_TRUE(delivered_by(second.admin_port()));
@@ -143,16 +145,17 @@ TEST_F(RabbitMqE2eTest, BrokerAwayAnswers503AndRecoversByItself) {
     client.Close();
     auto r = client.RoundTrip(MakePost(3));
     if (r && r->status == 202) {
-      accepted.push_back(Accepted{3, MakePost(3).body, r->Header("Sluice-Message-Id").value_or(""),
-                                  *r});
+      accepted.push_back(
+          Accepted{3, MakePost(3).body, r->Header("Sluice-Message-Id").value_or(""), *r});
     } else {
       std::this_thread::sleep_for(Millis(100));
     }
   }
   ASSERT_FALSE(accepted.empty()) << "no 202 after the broker came back";
   ASSERT_TRUE(WaitDelivered(accepted));
-  EXPECT_TRUE(WaitForMetric("sluice_ingest_rejected_total", {{"reason", "unavailable"}},
-                            [](double v) { return v >= 1; }, ">= 1"));
+  EXPECT_TRUE(WaitForMetric(
+      "sluice_ingest_rejected_total", {{"reason", "unavailable"}}, [](double v) { return v >= 1; },
+      ">= 1"));
 }
 
 TEST_F(RabbitMqE2eTest, BrokerKilledMidLoadLosesNothingAcknowledged) {
@@ -161,19 +164,21 @@ TEST_F(RabbitMqE2eTest, BrokerKilledMidLoadLosesNothingAcknowledged) {
   std::atomic<bool> stop{false};
   std::vector<Accepted> accepted;
   std::mutex mu;
+  // One client posting until told to stop (bounded in time); a 503 while the broker is
+  // away is retried after a pause, as Retry-After asks.
   std::thread load([&] {
     HttpClient client(sluice_.ingest_port());
-    for (int seq = 0; seq < 2000 && !stop; ++seq) {
+    Deadline limit(Millis(90'000));
+    for (int seq = 0; !stop && !limit.Expired(); ++seq) {
       auto r = client.RoundTrip(MakePost(seq));
-      if (!r) {
-        client.Close();
+      if (r && r->status == 202) {
+        std::lock_guard lock(mu);
+        accepted.push_back(
+            Accepted{seq, MakePost(seq).body, r->Header("Sluice-Message-Id").value_or(""), *r});
         continue;
       }
-      if (r->status == 202) {
-        std::lock_guard lock(mu);
-        accepted.push_back(Accepted{seq, MakePost(seq).body,
-                                    r->Header("Sluice-Message-Id").value_or(""), *r});
-      }
+      if (!r) client.Close();
+      std::this_thread::sleep_for(Millis(20));
     }
   });
   auto count = [&] {

@@ -29,35 +29,6 @@ using common::Uuid;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 
-// One broker for the whole binary, started by the first test that needs one (starting
-// one costs seconds), stopped when the binary ends.
-class BrokerEnvironment : public ::testing::Environment {
- public:
-  void TearDown() override { server_.reset(); }
-  // Null when it did not start (the reason is on stderr); not retried.
-  RabbitMqServer* server() {
-    if (!started_) {
-      started_ = true;
-      server_ = std::make_unique<RabbitMqServer>();
-      if (!server_->Start()) server_.reset();
-    }
-    return server_.get();
-  }
-
- private:
-  bool started_ = false;
-  std::unique_ptr<RabbitMqServer> server_;
-};
-
-BrokerEnvironment* const g_environment =
-    static_cast<BrokerEnvironment*>(::testing::AddGlobalTestEnvironment(new BrokerEnvironment));
-
-}  // namespace
-
-RabbitMqServer& SharedServer() { return *g_environment->server(); }
-
-namespace {
-
 // The owner thread's side of a queue: `wake` sets a flag the test waits on (with a
 // deadline), then the test runs completions, as the proxy's loop would.
 class Owner {
@@ -102,7 +73,7 @@ class Owner {
 class RabbitMqQueueTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    ASSERT_NE(g_environment->server(), nullptr)
+    ASSERT_TRUE(SharedServer().running())
         << "rabbitmq-server did not start (scripts/install-deps installs it)";
     // Every test has queues and an exchange of its own on the shared broker.
     const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();

@@ -1,6 +1,7 @@
 #include "tests/broker/rabbitmq_server.h"
 
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -223,5 +224,34 @@ bool RabbitMqServer::Start(std::chrono::seconds limit) {
 }
 
 void RabbitMqServer::Kill() { Reap(&broker_pid_); }
+
+namespace {
+
+// One broker for the whole binary, started by the first test that needs one (starting
+// one costs seconds), stopped when the binary ends.
+class BrokerEnvironment : public ::testing::Environment {
+ public:
+  void TearDown() override { server_.reset(); }
+  // Not running when it did not start (the reason is on stderr); not retried.
+  RabbitMqServer& server() {
+    if (!started_) {
+      started_ = true;
+      server_ = std::make_unique<RabbitMqServer>();
+      (void)server_->Start();
+    }
+    return *server_;
+  }
+
+ private:
+  bool started_ = false;
+  std::unique_ptr<RabbitMqServer> server_;
+};
+
+BrokerEnvironment* const g_environment =
+    static_cast<BrokerEnvironment*>(::testing::AddGlobalTestEnvironment(new BrokerEnvironment));
+
+}  // namespace
+
+RabbitMqServer& SharedServer() { return g_environment->server(); }
 
 }  // namespace sluice::broker::test
