@@ -29,21 +29,25 @@ bench: build
 
 # What CI runs after `make test`: the suite again under AddressSanitizer and
 # UndefinedBehaviorSanitizer (the slow torture/deploy/benchmark labels excepted), the
-# writer-thread hand-off under ThreadSanitizer, and every fuzzer for FUZZ_SECONDS.
+# threads under ThreadSanitizer, and every fuzzer for FUZZ_SECONDS.
 SANITIZE_TARGETS = sluice common_test config_test limiter_test buffer_test buffer_crash_test \
-	proxy_test e2e_test harness_test
+	proxy_test e2e_test harness_test broker_test broker_e2e_test aws_test
 
 sanitize: deps
 	@cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSLUICE_SANITIZE=ON >/dev/null
 	@cmake --build build-asan -j $(JOBS) --target $(SANITIZE_TARGETS)
 	cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	  ctest --output-on-failure -j $(JOBS) -L "unit|buffer|limiter|proxy|e2e"
+	  ctest --output-on-failure -j $(JOBS) -L "unit|buffer|limiter|proxy|e2e|broker"
 
+# ThreadSanitizer: the log's writer and syncer threads (buffer_test) and the broker
+# backends' client threads (broker_test). The crash tests run under ASan only.
 tsan: deps
 	@cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSLUICE_TSAN=ON >/dev/null
-	@cmake --build build-tsan -j $(JOBS) --target buffer_test buffer_crash_test
-	cd build-tsan && TSAN_OPTIONS=halt_on_error=1 ctest --output-on-failure -j $(JOBS) -L buffer
+	@cmake --build build-tsan -j $(JOBS) --target buffer_test broker_test
+	cd build-tsan && TSAN_OPTIONS=halt_on_error=1 ctest --output-on-failure -j $(JOBS) \
+	  -R '^(buffer_test\.|broker_test$$)'
+
 
 # SLUICE_FUZZ_SKIP_KNOWN: the recovery fuzzer skips one known, open finding (an older
 # segment whose records overlap the next segment's sequence numbers is re-examined at
