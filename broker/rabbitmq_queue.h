@@ -1,5 +1,6 @@
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
@@ -96,6 +97,9 @@ class RabbitMqQueue : public buffer::Queue {
 
   // The prefetch of a target that OpenTarget(added=true) opens next (a reload).
   void SetPrefetch(const std::string& target, uint16_t prefetch);
+  void SetTargetConcurrency(const std::string& target, uint32_t concurrency) override {
+    SetPrefetch(target, static_cast<uint16_t>(std::clamp<uint32_t>(concurrency, 1, 65535)));
+  }
 
   common::Status Append(std::string payload, uint64_t ingest_unix_ns, Done done) override;
   void Submit() override {}

@@ -115,6 +115,13 @@ class Queue {
   // (messages stored before were not addressed to it). *out lives until the Queue closes.
   virtual common::Status OpenTarget(const std::string& target, bool added,
                                     std::unique_ptr<TargetQueue>* out) = 0;
+  // How many messages the target may have in flight at once, before OpenTarget: a
+  // broker consumer holds no more than that unacknowledged (its prefetch). The disk log
+  // needs nothing.
+  virtual void SetTargetConcurrency(const std::string& target, uint32_t concurrency) {
+    (void)target;
+    (void)concurrency;
+  }
   // A reload removed the target: stop counting it (its stored messages stay).
   virtual void RemoveTarget(const std::string& target) = 0;
 
