@@ -205,6 +205,10 @@ void Admin::ListTargets(Responder& responder) {
       json.Key("rate").Number(t.rate.per_second);
     }
     json.Key("concurrency_limit").Uint(d->concurrency_limit());
+    // rate, burst and concurrency hold for this instance: on a broker several instances
+    // share the queue, and each paces its own deliveries.
+    json.Key("limits_per").String("instance");
+    json.Key("buffer").String(queue_.kind());
     json.Key("paused").Bool(d->paused_by_admin());
     json.Key("state").String(d->state());
     json.EndObject();

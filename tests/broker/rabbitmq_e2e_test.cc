@@ -114,6 +114,11 @@ TEST_F(RabbitMqE2eTest, TwoInstancesShareTheQueueWithoutDoubleDelivery) {
   };
   EXPECT_TRUE(delivered_by(sluice_.admin_port()));
   EXPECT_TRUE(delivered_by(second.admin_port()));
+  // Each instance says its limits are its own.
+  auto targets = Get(second.admin_port(), "/admin/targets");
+  ASSERT_TRUE(targets);
+  EXPECT_EQ(JsonStringField(targets->body, "limits_per"), "instance") << targets->body;
+  EXPECT_EQ(JsonStringField(targets->body, "buffer"), "rabbitmq") << targets->body;
   second.Terminate();
 }
 

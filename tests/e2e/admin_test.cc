@@ -76,11 +76,14 @@ TEST_F(AdminTest, TargetsAreListedAsJson) {
   ASSERT_TRUE(r);
   ASSERT_EQ(r->status, 200) << r->body;
   EXPECT_EQ(JsonStringField(r->body, "name"), "app") << r->body;
-  for (const char* field : {"url", "queued", "oldest_age_seconds", "in_flight", "retrying",
-                            "dead_letters", "rate", "concurrency_limit", "paused", "state"}) {
+  for (const char* field :
+       {"url", "queued", "oldest_age_seconds", "in_flight", "retrying", "dead_letters", "rate",
+        "concurrency_limit", "limits_per", "buffer", "paused", "state"}) {
     EXPECT_NE(r->body.find(std::string("\"") + field + "\""), std::string::npos)
         << "field " << field << " missing: " << r->body;
   }
+  EXPECT_EQ(JsonStringField(r->body, "limits_per"), "instance") << r->body;
+  EXPECT_EQ(JsonStringField(r->body, "buffer"), "disk") << r->body;
 }
 
 TEST_F(AdminTest, PauseHoldsDeliveriesAndResumeReleasesThem) {
