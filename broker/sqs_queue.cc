@@ -78,12 +78,6 @@ std::string VisibilityBody(std::string_view url, std::string_view receipt, int64
   return j.str();
 }
 
-std::string UrlBody(std::string_view url) {
-  JsonBuilder j;
-  j.BeginObject().Key("QueueUrl").String(url).EndObject();
-  return j.str();
-}
-
 // One received SQS message: what sluice needs of it.
 struct Received {
   std::string message_id;
@@ -120,6 +114,7 @@ struct SqsQueue::Letter {
   std::optional<common::Uuid> id;  // the message's id; nullopt when the letter is not ours
   std::string message_id;          // SQS's
   std::string receipt;             // from the scan that found it; empty in the cache
+  uint64_t added = 0;              // Target::letters_added when this instance stored it
 };
 
 struct SqsQueue::Tick {
@@ -149,6 +144,7 @@ class SqsQueue::Target {
   uint32_t concurrency = 4;
   size_t max_in_hand = 0;
   bool removed = false;
+  bool opened = false;  // OpenTarget() called: someone consumes, so poll
 
   // Received and not finished, by tag: the ones handed out and the ones in `ready`.
   std::unordered_map<uint64_t, Lease> leases;
@@ -161,6 +157,7 @@ class SqsQueue::Target {
   uint64_t skipped = 0;
 
   std::vector<Letter> letters;  // cache: see the header
+  uint64_t letters_added = 0;   // letters this instance stored: orders them against scans
   uint64_t dead_count = 0;
   std::deque<DeadOp> dead_ops;
   bool dead_op_running = false;
@@ -490,6 +487,7 @@ common::Status SqsQueue::OpenTarget(const std::string& target, bool,
     Resolve(*t);
   }
   t->removed = false;
+  t->opened = true;
   *out = std::make_unique<TargetView>(this, t);
   if (t->resolved()) Poll(*t);
   return common::Status::OK();
@@ -497,15 +495,18 @@ common::Status SqsQueue::OpenTarget(const std::string& target, bool,
 
 void SqsQueue::RemoveTarget(const std::string& target) {
   // Its unfinished messages are no longer extended: they reappear for other instances.
-  if (Target* t = FindTarget(target)) t->removed = true;
+  if (Target* t = FindTarget(target)) {
+    t->removed = true;
+    t->opened = false;
+  }
 }
 
 // Keeps up to `concurrency` messages received ahead of delivery and never more than
 // max_in_hand unfinished, with at most one long poll per ten messages of concurrency.
 void SqsQueue::Poll(Target& t) {
   uint32_t max_polls = (t.concurrency + kMaxReceive - 1) / kMaxReceive;
-  while (!closed_ && !t.removed && !t.url[0].empty() && clock_.Now() >= t.poll_retry_at &&
-         t.polls < max_polls) {
+  while (!closed_ && t.opened && !t.removed && !t.url[0].empty() &&
+         clock_.Now() >= t.poll_retry_at && t.polls < max_polls) {
     size_t in_hand = t.leases.size() + t.asked;
     size_t room = t.max_in_hand > in_hand ? t.max_in_hand - in_hand : 0;
     size_t ahead = t.ready.size() + t.asked;
@@ -699,8 +700,10 @@ void SqsQueue::ScanDead(Target& t, std::function<void(common::Status, std::vecto
 }
 
 // Makes scanned letters visible again at once (ten per call), for the next scan, here
-// or on another instance.
-void SqsQueue::ReleaseLetters(Target& t, std::vector<Letter> letters) {
+// or on another instance; `then` runs once SQS answered them all, so the next
+// operation's scan sees them.
+void SqsQueue::ReleaseLetters(Target& t, std::vector<Letter> letters, std::function<void()> then) {
+  std::vector<std::string> bodies;
   for (size_t i = 0; i < letters.size(); i += kMaxReceive) {
     JsonBuilder j;
     j.BeginObject().Key("QueueUrl").String(t.url[1]).Key("Entries").BeginArray();
@@ -713,32 +716,53 @@ void SqsQueue::ReleaseLetters(Target& t, std::vector<Letter> letters) {
       j.String(letters[k].receipt).Key("VisibilityTimeout").Uint(0).EndObject();
     }
     j.EndArray().EndObject();
-    if (!any) continue;
-    Call("ChangeMessageVisibilityBatch", j.str(), options_.request_timeout,
-         [this](SqsReply reply) { Note(reply); });
+    if (any) bodies.push_back(j.str());
+  }
+  if (bodies.empty()) {
+    then();
+    return;
+  }
+  auto left = std::make_shared<size_t>(bodies.size());
+  for (auto& body : bodies) {
+    Call("ChangeMessageVisibilityBatch", std::move(body), options_.request_timeout,
+         [this, left, then](SqsReply reply) {
+           Note(reply);  // a failure only delays: the letters reappear after the scan's timeout
+           if (--*left == 0) then();
+         });
   }
 }
 
 void SqsQueue::RefreshDead(Target& t, std::function<void()> next) {
   Target* tp = &t;
-  ScanDead(t, [this, tp, next](common::Status s, std::vector<Letter> letters) {
+  uint64_t started = t.letters_added;
+  ScanDead(t, [this, tp, next, started](common::Status s, std::vector<Letter> letters) {
     if (s.ok()) {
       std::vector<Letter> cache;
+      std::unordered_set<std::string> seen;
       for (const auto& l : letters) {
+        seen.insert(l.message_id);
         if (!l.id) continue;
         Letter c = l;
         c.receipt.clear();
         cache.push_back(std::move(c));
       }
+      // Stored here while the scan ran: it may have missed them.
+      size_t missed = 0;
+      for (auto& l : tp->letters) {
+        if (l.added > started && !seen.contains(l.message_id)) {
+          cache.push_back(std::move(l));
+          ++missed;
+        }
+      }
+      tp->dead_count = letters.size() + missed;
       tp->letters = std::move(cache);
-      tp->dead_count = letters.size();
     }
     bool complete = s.ok() && letters.size() < options_.max_dead_letters_scanned;
-    ReleaseLetters(*tp, std::move(letters));
     if (complete) {
-      next();
+      ReleaseLetters(*tp, std::move(letters), next);
       return;
     }
+    ReleaseLetters(*tp, std::move(letters), [] {});
     // More than one scan holds: ask SQS for the (approximate) total.
     JsonBuilder j;
     j.BeginObject().Key("QueueUrl").String(tp->url[1]).Key("AttributeNames").BeginArray();
@@ -780,6 +804,7 @@ common::Status SqsQueue::AppendDeadLetter(buffer::DeadLetter dl, Done done) {
          Note(reply);
          if (reply.ok()) {
            letter->message_id = std::string(reply.body.FindString("MessageId").value_or(""));
+           letter->added = ++t->letters_added;
            if (t->letters.size() < options_.max_dead_letters_scanned) {
              t->letters.push_back(std::move(*letter));
            }
@@ -804,6 +829,10 @@ common::Status SqsQueue::ListDeadLetters(const std::string& target,
   return common::Status::OK();
 }
 
+// Not PurgeQueue: SQS empties a queue within 60 seconds of it (letters stored meanwhile
+// may go too) and takes one per minute; the admin wants the letters gone when it is told
+// so, and how many. So: scan, delete what was asked for (ten per call), again while a
+// scan comes back full.
 common::Status SqsQueue::PurgeDeadLetters(const std::string& target, std::optional<common::Uuid> id,
                                           Done done) {
   if (closed_) return common::Status::Unavailable("sqs: closed");
@@ -811,59 +840,84 @@ common::Status SqsQueue::PurgeDeadLetters(const std::string& target, std::option
   if (t == nullptr) return common::Status::NotFound("no such target");
   if (t->url[1].empty()) return common::Status::Unavailable("sqs: dead-letter queue not resolved");
   uint64_t pending = Hold(std::move(done));
-  if (!id) {
-    // PurgeQueue: SQS allows one per minute per queue, and deletes within a minute
-    // (letters stored meanwhile may go too).
-    RunDeadOp(*t, [this, t, pending](std::function<void()> next) {
-      uint64_t count = t->dead_count;
-      Call("PurgeQueue", UrlBody(t->url[1]), options_.request_timeout,
-           [this, t, pending, count, next](SqsReply reply) {
-             Note(reply);
-             if (reply.ok()) {
-               t->letters.clear();
-               t->dead_count = 0;
-             }
-             Settle(pending, reply.ToStatus(), reply.ok() ? count : 0);
-             next();
-           });
-    });
-    return common::Status::OK();
-  }
-  common::Uuid wanted = *id;
-  RunDeadOp(*t, [this, t, pending, wanted](std::function<void()> next) {
-    ScanDead(*t, [this, t, pending, wanted, next](common::Status s, std::vector<Letter> letters) {
-      if (!s.ok()) {
-        ReleaseLetters(*t, std::move(letters));
-        Settle(pending, s, 0);
-        next();
-        return;
-      }
-      std::vector<Letter> keep;
-      std::vector<Letter> drop;
-      for (auto& l : letters) (l.id == wanted ? drop : keep).push_back(std::move(l));
-      ReleaseLetters(*t, std::move(keep));
-      if (drop.empty()) {
-        Settle(pending, common::Status::OK(), 0);
-        next();
-        return;
-      }
-      auto left = std::make_shared<size_t>(drop.size());
-      auto deleted = std::make_shared<uint64_t>(0);
-      for (auto& l : drop) {
-        Call("DeleteMessage", ReceiptBody(t->url[1], l.receipt), options_.request_timeout,
-             [this, t, pending, wanted, next, left, deleted](SqsReply reply) {
-               Note(reply);
-               if (reply.ok()) ++*deleted;
-               if (--*left > 0) return;
-               std::erase_if(t->letters, [&](const Letter& c) { return c.id == wanted; });
-               t->dead_count -= std::min(t->dead_count, *deleted);
-               Settle(pending, common::Status::OK(), *deleted);
-               next();
-             });
-      }
-    });
+  RunDeadOp(*t, [this, t, pending, id](std::function<void()> next) {
+    struct Purge {
+      uint64_t deleted = 0;
+      std::function<void()> pass;
+    };
+    auto p = std::make_shared<Purge>();
+    std::weak_ptr<Purge> weak = p;
+    auto finish = [this, t, pending, id, next](const std::shared_ptr<Purge>& p, common::Status s) {
+      std::erase_if(t->letters, [&](const Letter& c) { return !id || c.id == id; });
+      t->dead_count -= std::min(t->dead_count, p->deleted);
+      if (!id && s.ok()) t->dead_count = 0;
+      Settle(pending, std::move(s), p->deleted);
+      p->pass = nullptr;
+      next();
+    };
+    p->pass = [this, t, id, weak, finish] {
+      auto p = weak.lock();
+      if (!p) return;
+      ScanDead(*t, [this, t, id, p, finish](common::Status s, std::vector<Letter> letters) {
+        bool full = letters.size() >= options_.max_dead_letters_scanned;
+        std::vector<Letter> keep;
+        std::vector<Letter> drop;
+        for (auto& l : letters) {
+          bool hit = s.ok() && (!id || l.id == id);
+          (hit ? drop : keep).push_back(std::move(l));
+        }
+        auto left = std::make_shared<int>(2);
+        auto deleted_now = std::make_shared<uint64_t>(0);
+        auto both = [p, s, full, left, deleted_now, finish, id] {
+          if (--*left > 0) return;
+          p->deleted += *deleted_now;
+          if (s.ok() && !id && full && *deleted_now > 0) {
+            p->pass();
+          } else {
+            finish(p, s);
+          }
+        };
+        ReleaseLetters(*t, std::move(keep), both);
+        DeleteLetters(*t, std::move(drop), [deleted_now, both](uint64_t n) {
+          *deleted_now = n;
+          both();
+        });
+      });
+    };
+    p->pass();
   });
   return common::Status::OK();
+}
+
+// DeleteMessageBatch, ten letters a call; `then` gets how many SQS deleted.
+void SqsQueue::DeleteLetters(Target& t, std::vector<Letter> letters,
+                             std::function<void(uint64_t)> then) {
+  std::vector<std::string> bodies;
+  for (size_t i = 0; i < letters.size(); i += kMaxReceive) {
+    JsonBuilder j;
+    j.BeginObject().Key("QueueUrl").String(t.url[1]).Key("Entries").BeginArray();
+    for (size_t k = i; k < std::min(letters.size(), i + kMaxReceive); ++k) {
+      j.BeginObject().Key("Id").String(std::to_string(k)).Key("ReceiptHandle");
+      j.String(letters[k].receipt).EndObject();
+    }
+    j.EndArray().EndObject();
+    bodies.push_back(j.str());
+  }
+  if (bodies.empty()) {
+    then(0);
+    return;
+  }
+  auto left = std::make_shared<size_t>(bodies.size());
+  auto deleted = std::make_shared<uint64_t>(0);
+  for (auto& body : bodies) {
+    Call("DeleteMessageBatch", std::move(body), options_.request_timeout,
+         [this, left, deleted, then](SqsReply reply) {
+           Note(reply);
+           const JsonValue* ok = reply.ok() ? reply.body.Find("Successful") : nullptr;
+           if (ok != nullptr && ok->is_array()) *deleted += ok->items().size();
+           if (--*left == 0) then(*deleted);
+         });
+  }
 }
 
 // Scans, then for each chosen letter: SendMessage to the target's queue, and only then
@@ -884,9 +938,8 @@ common::Status SqsQueue::ReplayDeadLetters(const std::string& target,
   RunDeadOp(*t, [this, t, pending, id](std::function<void()> next) {
     ScanDead(*t, [this, t, pending, id, next](common::Status s, std::vector<Letter> letters) {
       if (!s.ok()) {
-        ReleaseLetters(*t, std::move(letters));
         Settle(pending, s, 0);
-        next();
+        ReleaseLetters(*t, std::move(letters), next);
         return;
       }
       struct Replay {
@@ -904,12 +957,11 @@ common::Status SqsQueue::ReplayDeadLetters(const std::string& target,
       }
       std::weak_ptr<Replay> weak = r;
       auto finish = [this, t, pending, next](const std::shared_ptr<Replay>& r) {
-        ReleaseLetters(*t, std::move(r->keep));
         t->dead_count -= std::min<uint64_t>(t->dead_count, r->replayed);
         Settle(pending, r->status, r->replayed);
         if (r->replayed > 0 && events_.wake) events_.wake();
         r->step = nullptr;
-        next();
+        ReleaseLetters(*t, std::move(r->keep), next);
       };
       r->step = [this, t, weak, finish] {
         auto r = weak.lock();

@@ -19,8 +19,8 @@
 //   messages reappear when their visibility timeout ends.
 // - Dead letters: SendMessage to the dead queue. Listing and counting answer from a cache
 //   that this instance's own changes update at once and a periodic scan refreshes (other
-//   instances' changes show up then). Purging one letter and replaying scan the dead
-//   queue for the letters first.
+//   instances' changes show up then). Purging and replaying scan the dead queue for the
+//   letters first (not PurgeQueue: it takes up to a minute and one a minute).
 // - Idempotency keys are remembered in memory only (until a restart).
 // - Availability: Unavailable while the queue URLs are not resolved, and after
 //   `failures_before_unavailable` consecutive calls failed, until one succeeds; appends
@@ -163,7 +163,8 @@ class SqsQueue final : public buffer::Queue {
   void RunDeadOp(Target& t, DeadOp op);
   void StartDeadOp(Target& t);
   void ScanDead(Target& t, std::function<void(common::Status, std::vector<Letter>)> done);
-  void ReleaseLetters(Target& t, std::vector<Letter> letters);
+  void DeleteLetters(Target& t, std::vector<Letter> letters, std::function<void(uint64_t)> then);
+  void ReleaseLetters(Target& t, std::vector<Letter> letters, std::function<void()> then);
   void RefreshDead(Target& t, std::function<void()> next);
 
   uv_loop_t* loop_;
