@@ -562,9 +562,9 @@ TEST_F(SqsQueueTest, ForeignMessagesAreSkippedAndDeleted) {
   t->Finish(m.tag);
   // Deleted, not left to come back: nothing more arrives past a visibility timeout.
   buffer::QueuedMessage more;
-  common::Status e;
+  common::Status error;
   EXPECT_FALSE(driver_.RunUntil(
-      [&] { return t->Next(&more, &e) == buffer::TargetQueue::Result::kMessage; }, seconds(3)));
+      [&] { return t->Next(&more, &error) == buffer::TargetQueue::Result::kMessage; }, seconds(3)));
   EXPECT_EQ(t->skipped(), 1u);
   client.Shutdown();
 }
