@@ -666,7 +666,6 @@ void SqsQueue::ScanDead(Target& t, std::function<void(common::Status, std::vecto
            Note(reply);
            if (!reply.ok()) {
              auto done = std::move(scan->done);
-             scan->step = nullptr;
              done(reply.ToStatus(), std::move(scan->letters));
              return;
            }
@@ -686,17 +685,14 @@ void SqsQueue::ScanDead(Target& t, std::function<void(common::Status, std::vecto
            }
            if (got.empty() || scan->letters.size() >= options_.max_dead_letters_scanned) {
              auto done = std::move(scan->done);
-             scan->step = nullptr;  // breaks the cycle scan -> step -> scan
              done(common::Status::OK(), std::move(scan->letters));
              return;
            }
            scan->step();
          });
   };
-  // The step holds only a weak reference; this keeps the scan alive until it ends.
-  auto keep = scan;
+  // The step holds only a weak reference (no cycle); the call in flight holds the scan.
   scan->step();
-  (void)keep;
 }
 
 // Makes scanned letters visible again at once (ten per call), for the next scan, here
@@ -852,7 +848,6 @@ common::Status SqsQueue::PurgeDeadLetters(const std::string& target, std::option
       t->dead_count -= std::min(t->dead_count, p->deleted);
       if (!id && s.ok()) t->dead_count = 0;
       Settle(pending, std::move(s), p->deleted);
-      p->pass = nullptr;
       next();
     };
     p->pass = [this, t, id, weak, finish] {
@@ -960,7 +955,6 @@ common::Status SqsQueue::ReplayDeadLetters(const std::string& target,
         t->dead_count -= std::min<uint64_t>(t->dead_count, r->replayed);
         Settle(pending, r->status, r->replayed);
         if (r->replayed > 0 && events_.wake) events_.wake();
-        r->step = nullptr;
         ReleaseLetters(*t, std::move(r->keep), next);
       };
       r->step = [this, t, weak, finish] {
