@@ -6,10 +6,13 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <set>
 
+#include "broker/base64.h"
 #include "buffer/message.h"
+#include "tests/broker/fake_sqs.h"
 #include "tests/broker/sqs_emulator.h"
 
 namespace sluice::broker {
@@ -17,6 +20,7 @@ namespace {
 
 using std::chrono::milliseconds;
 using std::chrono::seconds;
+using testing::FakeSqs;
 using testing::SharedEmulator;
 using testing::SqsEmulator;
 using Clock = std::chrono::steady_clock;
@@ -567,6 +571,164 @@ TEST_F(SqsQueueTest, ForeignMessagesAreSkippedAndDeleted) {
       [&] { return t->Next(&more, &error) == buffer::TargetQueue::Result::kMessage; }, seconds(3)));
   EXPECT_EQ(t->skipped(), 1u);
   client.Shutdown();
+}
+
+// ---- Failures the emulator cannot produce, from a scripted fake ----
+
+std::string QueueUrlOf(const std::string& body) {
+  JsonValue v;
+  if (!ParseJson(body, &v).ok()) return "";
+  return std::string(v.FindString("QueueUrl").value_or(""));
+}
+
+// A healthy SQS: queue URLs "http://fake/<name>", empty long polls of 100 ms.
+FakeSqs::Answer Healthy(const std::string& action, const std::string& body) {
+  if (action == "GetQueueUrl") {
+    JsonValue v;
+    if (!ParseJson(body, &v).ok()) return {400, "{}", 0};
+    return {200,
+            R"({"QueueUrl":"http://fake/)" + std::string(v.FindString("QueueName").value_or("")) +
+                R"("})",
+            0};
+  }
+  if (action == "ReceiveMessage") return {200, "{}", 100};
+  if (action == "SendMessage") return {200, R"({"MessageId":"m1"})", 0};
+  return {200, "{}", 0};
+}
+
+TEST_F(SqsQueueTest, PartialFanOutFailureCompletesUnavailable) {
+  std::string b_url = "http://fake/" + prefix_ + "b";
+  FakeSqs fake([b_url](const std::string& action, const std::string& body) {
+    if (action == "SendMessage" && QueueUrlOf(body) == b_url) {
+      return FakeSqs::Answer{500, R"({"__type":"InternalError"})", 0};
+    }
+    return Healthy(action, body);
+  });
+  SqsQueue* q = OpenQueue(Options({"a", "b"}, fake.endpoint()));
+  ASSERT_NE(q, nullptr);
+  common::Status s = AppendAndWait(q, MakePayload({"a", "b"}, "x", nullptr));
+  EXPECT_EQ(s.code(), common::Status::Code::kUnavailable) << s.ToString();
+  EXPECT_NE(s.ToString().find("InternalError"), std::string::npos) << s.ToString();
+  EXPECT_EQ(fake.Count("SendMessage"), 2u);  // both were tried: a has its copy
+  EXPECT_TRUE(AppendAndWait(q, MakePayload({"a"}, "x", nullptr)).ok());
+  EXPECT_TRUE(q->Availability().ok());  // one failure is not an outage
+}
+
+TEST_F(SqsQueueTest, ThrottlingMakesTheQueueUnavailableUntilACallSucceeds) {
+  FakeSqs fake(Healthy);
+  SqsQueue* q = OpenQueue(Options({"a"}, fake.endpoint()));
+  ASSERT_NE(q, nullptr);
+  auto t = Target(q, "a");
+  fake.SetHandler([](const std::string&, const std::string&) {
+    return FakeSqs::Answer{400, R"({"__type":"com.amazonaws.sqs#ThrottlingException"})", 0};
+  });
+  common::Status last;
+  for (int i = 0; i < 10 && q->Availability().ok(); ++i) {
+    last = AppendAndWait(q, MakePayload({"a"}, "x", nullptr));
+    EXPECT_EQ(last.code(), common::Status::Code::kUnavailable) << last.ToString();
+  }
+  ASSERT_FALSE(q->Availability().ok());
+  EXPECT_NE(q->Availability().ToString().find("ThrottlingException"), std::string::npos);
+  // Fails fast meanwhile, without a call.
+  size_t sends = fake.Count("SendMessage");
+  EXPECT_EQ(q->Append(MakePayload({"a"}, "x", nullptr), 1, [](auto&, auto) {}).code(),
+            common::Status::Code::kUnavailable);
+  EXPECT_EQ(fake.Count("SendMessage"), sends);
+  fake.SetHandler(Healthy);
+  ASSERT_TRUE(driver_.RunUntil([&] { return q->Availability().ok(); }, seconds(5)));
+  EXPECT_TRUE(AppendAndWait(q, MakePayload({"a"}, "x", nullptr)).ok());
+}
+
+TEST_F(SqsQueueTest, MalformedReceiveAnswersDeliverNothing) {
+  std::atomic<int> n{0};
+  FakeSqs fake([&n](const std::string& action, const std::string& body) {
+    if (action != "ReceiveMessage") return Healthy(action, body);
+    switch (n++) {
+      case 0:
+        return FakeSqs::Answer{200, R"({"Messages":5})", 0};
+      case 1:
+        return FakeSqs::Answer{200, R"({"Messages":[{"Body":"eA=="},7,null]})", 0};
+      case 2:
+        return FakeSqs::Answer{200, R"({"Messages":[{"ReceiptHandle":"r1","Body":7}]})", 0};
+      case 3:
+        return FakeSqs::Answer{200, R"({"Messages":[{"ReceiptHandle":"r2","Body":"eA=="}]})", 0};
+      case 4:
+        return FakeSqs::Answer{200, R"({"Messages":[)", 0};
+      default:
+        return FakeSqs::Answer{200, "{}", 100};
+    }
+  });
+  SqsQueue* q = OpenQueue(Options({"a"}, fake.endpoint()));
+  ASSERT_NE(q, nullptr);
+  auto t = Target(q, "a");
+  buffer::QueuedMessage m;
+  common::Status e;
+  EXPECT_FALSE(driver_.RunUntil(
+      [&] { return t->Next(&m, &e) == buffer::TargetQueue::Result::kMessage; }, seconds(2)));
+  // Two had receipt handles (a body that is not base64; base64 of "x", not a message):
+  // skipped and deleted. The one without a handle cannot be deleted: ignored.
+  EXPECT_EQ(t->skipped(), 2u);
+  ASSERT_TRUE(driver_.RunUntil([&] { return fake.Count("DeleteMessage") == 2; }, seconds(2)));
+  std::set<std::string> deleted;
+  for (const auto& [action, body] : fake.calls()) {
+    if (action != "DeleteMessage") continue;
+    JsonValue v;
+    ASSERT_TRUE(ParseJson(body, &v).ok());
+    deleted.insert(std::string(v.FindString("ReceiptHandle").value_or("")));
+  }
+  EXPECT_EQ(deleted, (std::set<std::string>{"r1", "r2"}));
+  EXPECT_GE(n.load(), 6);  // it went on polling
+}
+
+TEST_F(SqsQueueTest, DeletedQueueIsResolvedAgain) {
+  std::atomic<bool> gone{true};
+  FakeSqs fake([&gone](const std::string& action, const std::string& body) {
+    if (action == "SendMessage" && gone.exchange(false)) {
+      return FakeSqs::Answer{
+          400, R"({"__type":"com.amazonaws.sqs#QueueDoesNotExist","message":"gone"})", 0};
+    }
+    return Healthy(action, body);
+  });
+  SqsQueue* q = OpenQueue(Options({"a"}, fake.endpoint()));
+  ASSERT_NE(q, nullptr);
+  size_t lookups = fake.Count("GetQueueUrl");
+  EXPECT_EQ(AppendAndWait(q, MakePayload({"a"}, "x", nullptr)).code(),
+            common::Status::Code::kUnavailable);
+  ASSERT_TRUE(driver_.RunUntil([&] { return fake.Count("GetQueueUrl") > lookups && q->ready(); },
+                               seconds(5)));
+  EXPECT_TRUE(AppendAndWait(q, MakePayload({"a"}, "x", nullptr)).ok());
+}
+
+TEST_F(SqsQueueTest, HeldMessagesGetTheirVisibilityExtended) {
+  std::atomic<int> receives{0};
+  std::string payload64 = Base64Encode(MakePayload({"a"}, "held", nullptr));
+  FakeSqs fake([&](const std::string& action, const std::string& body) {
+    if (action == "ReceiveMessage" && receives++ == 0) {
+      return FakeSqs::Answer{
+          200,
+          R"({"Messages":[{"MessageId":"m1","ReceiptHandle":"h1","Body":")" + payload64 + R"("}]})",
+          0};
+    }
+    return Healthy(action, body);
+  });
+  SqsQueue* q = OpenQueue(Options({"a"}, fake.endpoint()));  // visibility 2s
+  ASSERT_NE(q, nullptr);
+  auto t = Target(q, "a");
+  auto m = Next(t.get(), seconds(5));
+  ASSERT_NE(m, nullptr);
+  driver_.RunFor(milliseconds(4500));
+  size_t extended = fake.Count("ChangeMessageVisibility");
+  EXPECT_GE(extended, 3u);  // about every second while held for 4.5 s
+  EXPECT_LE(extended, 6u);
+  for (const auto& [action, body] : fake.calls()) {
+    if (action != "ChangeMessageVisibility") continue;
+    EXPECT_NE(body.find(R"("ReceiptHandle":"h1","VisibilityTimeout":2)"), std::string::npos)
+        << body;
+  }
+  t->Finish(m->tag);
+  ASSERT_TRUE(driver_.RunUntil([&] { return fake.Count("DeleteMessage") == 1; }, seconds(2)));
+  driver_.RunFor(milliseconds(1500));
+  EXPECT_EQ(fake.Count("ChangeMessageVisibility"), extended);  // finished: no more
 }
 
 }  // namespace
