@@ -206,9 +206,10 @@ common::Status SqsQueue::Open(uv_loop_t* loop, const common::Clock& clock, SqsOp
     return common::Status::InvalidArgument(
         "sqs: dead_letter_scan_visibility must be whole seconds, 1s..12h");
   }
-  if (options.wait_time_seconds < 0 || options.wait_time_seconds > 20 ||
+  if (options.wait_time_seconds < 1 || options.wait_time_seconds > 20 ||
       options.dead_letter_scan_wait_seconds < 0 || options.dead_letter_scan_wait_seconds > 20) {
-    return common::Status::InvalidArgument("sqs: receive wait times must be 0..20 seconds");
+    return common::Status::InvalidArgument(
+        "sqs: wait_time_seconds must be 1..20, dead_letter_scan_wait_seconds 0..20");
   }
   if (options.failures_before_unavailable == 0 || options.max_dead_letters_scanned == 0) {
     return common::Status::InvalidArgument(

@@ -62,7 +62,7 @@ struct SqsOptions {
   // What a receive hides a message for; extended when half of it is left. Whole seconds,
   // 1s..12h. Also how soon a crashed instance's unfinished messages reappear.
   common::Duration visibility_timeout = std::chrono::seconds(30);
-  // ReceiveMessage's WaitTimeSeconds, 0..20.
+  // ReceiveMessage's WaitTimeSeconds, 1..20 (0 would poll without pause).
   int wait_time_seconds = 20;
   // A call's timeout on top of its long-poll wait.
   common::Duration request_timeout = std::chrono::seconds(10);
@@ -78,9 +78,10 @@ struct SqsOptions {
   // may miss letters).
   common::Duration dead_letter_scan_visibility = std::chrono::seconds(30);
   int dead_letter_scan_wait_seconds = 1;
-  // Base64 bodies above this are refused before sending (SQS: 1 MiB; older queues and
-  // emulators: 256 KiB).
-  size_t max_message_bytes = 256 * 1024;
+  // A message whose base64 body is larger is refused before sending (Unavailable: the
+  // interface has no "too large"): SQS takes 1 MiB per message, attributes included, so
+  // payloads up to about 768 KiB.
+  size_t max_message_bytes = (1u << 20) - 1024;
 };
 
 class SqsQueue final : public buffer::Queue {

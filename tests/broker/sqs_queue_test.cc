@@ -235,6 +235,10 @@ TEST_F(SqsQueueTest, OpenRefusesTheRegionEndpointWithoutTls) {
   o.visibility_timeout = milliseconds(1500);
   EXPECT_EQ(SqsQueue::Open(driver_.loop(), clock_, o, driver_.Events(), &q).code(),
             common::Status::Code::kInvalidArgument);
+  o = Options({"a"});
+  o.wait_time_seconds = 0;
+  EXPECT_EQ(SqsQueue::Open(driver_.loop(), clock_, o, driver_.Events(), &q).code(),
+            common::Status::Code::kInvalidArgument);
 }
 
 TEST_F(SqsQueueTest, AppendCompletesOnceSqsHasTheMessage) {
@@ -612,6 +616,20 @@ TEST_F(SqsQueueTest, PartialFanOutFailureCompletesUnavailable) {
   EXPECT_EQ(fake.Count("SendMessage"), 2u);  // both were tried: a has its copy
   EXPECT_TRUE(AppendAndWait(q, MakePayload({"a"}, "x", nullptr)).ok());
   EXPECT_TRUE(q->Availability().ok());  // one failure is not an outage
+}
+
+TEST_F(SqsQueueTest, MessageTooLargeForSqsIsRefusedWithoutACall) {
+  FakeSqs fake(Healthy);
+  SqsOptions o = Options({"a"}, fake.endpoint());
+  o.max_message_bytes = 400;
+  SqsQueue* q = OpenQueue(o);
+  ASSERT_NE(q, nullptr);
+  common::Status s = q->Append(MakePayload({"a"}, std::string(300, 'x'), nullptr), 1,
+                               [](auto&, auto) { ADD_FAILURE() << "done ran"; });
+  EXPECT_EQ(s.code(), common::Status::Code::kUnavailable);
+  EXPECT_NE(s.ToString().find("exceeds"), std::string::npos) << s.ToString();
+  EXPECT_EQ(fake.Count("SendMessage"), 0u);
+  EXPECT_TRUE(AppendAndWait(q, MakePayload({"a"}, "small", nullptr)).ok());
 }
 
 TEST_F(SqsQueueTest, ThrottlingMakesTheQueueUnavailableUntilACallSucceeds) {
