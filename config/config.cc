@@ -149,9 +149,6 @@ void ConfigParser::ParseBuffer(const Field& field, BufferConfig* buffer) {
   const Field* kind_field = m->Find("kind");
   std::optional<std::string> kind = r_.ReadChoice<std::string>(
       kind_field, {{"disk", "disk"}, {"rabbitmq", "rabbitmq"}, {"kafka", "kafka"}, {"sqs", "sqs"}});
-  if (kind && *kind == "sqs") {
-    r_.Error(*kind_field, "\"sqs\" is not implemented in this build");
-  }
   Set(&buffer->kind, kind);
   Set(&buffer->dir, r_.ReadNonEmptyString(m->Find("dir")));
 

@@ -56,7 +56,7 @@ Status Proxy::Start() {
     }
     metrics_.batch_records().Observe(static_cast<double>(records));
   };
-  Status s = OpenQueue(config_, events, &queue_);
+  Status s = OpenQueue(config_, &loop_, clock_, events, &queue_);
   if (!s.ok()) return s;
   // Before each poll: this iteration's appends go to the backend together.
   uv_prepare_init(&loop_, &log_submit_);

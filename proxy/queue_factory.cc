@@ -2,7 +2,9 @@
 
 #include <algorithm>
 
+#include "aws/credentials.h"
 #include "broker/rabbitmq_queue.h"
+#include "broker/sqs_queue.h"
 #include "buffer/disk_queue.h"
 #include "proxy/logging.h"
 
@@ -77,6 +79,32 @@ common::Status OpenRabbitMqQueue(const config::Config& config, const buffer::Que
   return common::Status::OK();
 }
 
+common::Status OpenSqsQueue(const config::Config& config, uv_loop_t* loop,
+                            const common::Clock& clock, const buffer::QueueEvents& events,
+                            std::unique_ptr<buffer::Queue>* out) {
+  broker::SqsOptions options;
+  options.region = config.buffer.sqs.region;
+  options.endpoint = config.buffer.sqs.endpoint;
+  options.queue_prefix = config.buffer.sqs.queue_prefix;
+  common::Status s = aws::Credentials::FromEnvironment(&options.credentials);
+  if (!s.ok()) return s;
+  for (const auto& t : config.targets) {
+    broker::SqsTargetOptions target;
+    target.name = t.name;
+    target.concurrency = PrefetchOf(t);
+    options.targets.push_back(target);
+  }
+  std::unique_ptr<broker::SqsQueue> queue;
+  s = broker::SqsQueue::Open(loop, clock, options, events, &queue);
+  if (!s.ok()) return s;
+  logging::Info("buffer opened", {{"kind", "sqs"},
+                                  {"region", options.region},
+                                  {"endpoint", options.endpoint},
+                                  {"queue_prefix", options.queue_prefix}});
+  *out = std::move(queue);
+  return common::Status::OK();
+}
+
 }  // namespace
 
 buffer::QueueTunables TunablesOf(const config::BufferConfig& buffer) {
@@ -88,10 +116,11 @@ buffer::QueueTunables TunablesOf(const config::BufferConfig& buffer) {
   return t;
 }
 
-common::Status OpenQueue(const config::Config& config, const buffer::QueueEvents& events,
-                         std::unique_ptr<buffer::Queue>* out) {
+common::Status OpenQueue(const config::Config& config, uv_loop_t* loop, const common::Clock& clock,
+                         const buffer::QueueEvents& events, std::unique_ptr<buffer::Queue>* out) {
   if (config.buffer.kind == "disk") return OpenDiskQueue(config, events, out);
   if (config.buffer.kind == "rabbitmq") return OpenRabbitMqQueue(config, events, out);
+  if (config.buffer.kind == "sqs") return OpenSqsQueue(config, loop, clock, events, out);
   return common::Status::InvalidArgument("buffer.kind \"" + config.buffer.kind +
                                          "\" is not built in");
 }
