@@ -261,7 +261,8 @@ void ConfigParser::ParseKafka(const Field& field, KafkaConfig* out) {
 }
 
 void ConfigParser::ParseSqs(const Field& field, SqsConfig* out) {
-  std::optional<Mapping> m = r_.ReadMapping(field, {"region", "endpoint", "queue_prefix"});
+  std::optional<Mapping> m =
+      r_.ReadMapping(field, {"region", "endpoint", "queue_prefix", "visibility_timeout"});
   if (!m) return;
   ReadBrokerName(m->Find("region"), /*allow_empty=*/false, /*dots=*/false, &out->region);
   if (const Field* f = m->Find("endpoint")) {
@@ -276,6 +277,15 @@ void ConfigParser::ParseSqs(const Field& field, SqsConfig* out) {
   }
   // SQS queue names: letters, digits, '_' and '-' (no dots outside FIFO suffixes).
   ReadBrokerName(m->Find("queue_prefix"), /*allow_empty=*/true, /*dots=*/false, &out->queue_prefix);
+  // SQS takes whole seconds up to 12 h.
+  if (const Field* f = m->Find("visibility_timeout")) {
+    std::optional<Duration> v = r_.ReadPositiveDuration(f);
+    if (v && (*v < 1s || *v > 12h || *v % 1s != Duration::zero())) {
+      r_.Error(*f, "must be whole seconds from 1s to 12h");
+    } else if (v) {
+      out->visibility_timeout = *v;
+    }
+  }
 }
 
 void ConfigParser::ParseLimits(const Field& field, Limits* limits) {

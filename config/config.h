@@ -52,6 +52,9 @@ struct SqsConfig {
   std::string region = "us-east-1";
   std::string endpoint;  // "" = the region's public endpoint
   std::string queue_prefix = "sluice-";
+  // A received message stays hidden this long, and sluice extends it while the message is
+  // in flight or waiting for a retry: how soon a crashed instance's messages reappear.
+  Duration visibility_timeout = 30s;
   bool operator==(const SqsConfig&) const = default;
 };
 

@@ -86,6 +86,7 @@ common::Status OpenSqsQueue(const config::Config& config, uv_loop_t* loop,
   options.region = config.buffer.sqs.region;
   options.endpoint = config.buffer.sqs.endpoint;
   options.queue_prefix = config.buffer.sqs.queue_prefix;
+  options.visibility_timeout = config.buffer.sqs.visibility_timeout;
   common::Status s = aws::Credentials::FromEnvironment(&options.credentials);
   if (!s.ok()) return s;
   for (const auto& t : config.targets) {

@@ -269,7 +269,7 @@ TEST(ConfigErrors, BufferValues) {
   kind: rabbitmq
   rabbitmq: {url: "http://broker:5672/", exchange: "", queue_prefix: "a b"}
   kafka: {brokers: "k1:9092,k2", topic: "t/x"}
-  sqs: {region: "eu west", endpoint: "sqs.local", queue_prefix: "a.b"}
+  sqs: {region: "eu west", endpoint: "sqs.local", queue_prefix: "a.b", visibility_timeout: 1500ms}
 )")),
             (Lines{
                 "sluice.yaml:3:19: buffer.rabbitmq.url: expected a URL like "
@@ -288,6 +288,8 @@ TEST(ConfigErrors, BufferValues) {
                 "https://sqs.us-east-1.amazonaws.com, got \"sqs.local\"",
                 "sluice.yaml:5:65: buffer.sqs.queue_prefix: expected letters, digits, '_' or '-', "
                 "got \"a.b\"",
+                "sluice.yaml:5:92: buffer.sqs.visibility_timeout: must be whole seconds from 1s "
+                "to 12h",
             }));
   EXPECT_EQ(LoadErrors(WithTargets("buffer: {kind: s3}\n")),
             Lines{"sluice.yaml:1:16: buffer.kind: expected one of disk, rabbitmq, kafka, sqs, got "

@@ -50,6 +50,7 @@ buffer:
     region: eu-west-1
     endpoint: "http://127.0.0.1:9324"
     queue_prefix: "app-"
+    visibility_timeout: 2m
 limits:
   max_body_bytes: 2MB
   max_header_bytes: 16KiB
@@ -153,7 +154,7 @@ TEST(ConfigLoad, EveryKeyIsRead) {
   EXPECT_EQ(c.buffer.rabbitmq,
             (RabbitMqConfig{"amqp://app:pw@rabbit.internal:5673/prod", "ingest", "app."}));
   EXPECT_EQ(c.buffer.kafka, (KafkaConfig{"k1:9092,k2:9093", "app-ingest", "app-"}));
-  EXPECT_EQ(c.buffer.sqs, (SqsConfig{"eu-west-1", "http://127.0.0.1:9324", "app-"}));
+  EXPECT_EQ(c.buffer.sqs, (SqsConfig{"eu-west-1", "http://127.0.0.1:9324", "app-", 2min}));
   EXPECT_EQ(c.limits.max_body_bytes, 2'000'000u);
   EXPECT_EQ(c.limits.max_header_bytes, 16u << 10);
   EXPECT_EQ(c.limits.max_connections, 500u);
