@@ -130,6 +130,10 @@ class KafkaQueue::Target {
   const std::string& name() const { return name_; }
   bool removed() const { return removed_.load(); }
   void MarkRemoved() { removed_ = true; }
+  size_t assigned() {
+    std::lock_guard lock(mu_);
+    return partitions_.size();
+  }
 
   // --- poller thread (and the owner once the poller stopped) ---
   // Serves up to kServeBudget records; true when the budget ran out. *arrived: a
@@ -869,6 +873,18 @@ Status KafkaQueue::ReplayDeadLetters(const std::string& target, std::optional<co
     if (!s.ok()) EndPart(*op, s, 0);
   }
   return Status::OK();
+}
+
+size_t KafkaQueue::AssignedPartitions(const std::string& target) const {
+  std::vector<std::shared_ptr<Target>> targets;
+  {
+    std::lock_guard lock(mu_);
+    targets = targets_;
+  }
+  for (const auto& t : targets) {
+    if (t->name() == target && !t->removed()) return t->assigned();
+  }
+  return 0;
 }
 
 Status KafkaQueue::fatal_error() const {

@@ -119,6 +119,10 @@ class KafkaQueue final : public buffer::Queue {
   // runs the last callbacks.
   void Close() override;
 
+  // Partitions of `topic` this instance's member of the target's group holds now
+  // (admin views, tests).
+  size_t AssignedPartitions(const std::string& target) const;
+
   // Tests: the producer, to inject a fatal error (rd_kafka_test_fatal_error).
   rd_kafka_s* producer_for_testing() const { return producer_; }
 
