@@ -103,7 +103,10 @@ class KafkaQueueTest : public testing::Test {
     o.client_properties = {{"log_level", "2"},
                            {"session.timeout.ms", "6000"},
                            {"heartbeat.interval.ms", "200"},
-                           {"topic.metadata.refresh.interval.ms", "1000"}};
+                           {"topic.metadata.refresh.interval.ms", "1000"},
+                           // A random partition per message (not one per 10 ms): the
+                           // cases spread a few messages over every partition.
+                           {"sticky.partitioning.linger.ms", "0"}};
     return o;
   }
 
@@ -319,15 +322,15 @@ TEST_F(KafkaQueueTest, AppendIsDoneAfterTheDeliveryReportAndDeliveredOnce) {
 
 TEST_F(KafkaQueueTest, RejectedProduceCompletesUnavailableAndTheNextAppendSucceeds) {
   KafkaQueue& q = NewQueue();
-  rd_kafka_mock_push_request_errors(cluster_, kProduceApi, 1,
-                                    RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED);
+  rd_kafka_mock_push_request_errors(cluster_, kProduceApi, 1, RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE);
   Ack failed;
   ASSERT_TRUE(Append(q, {"a"}, "refused", &failed).ok());
   ASSERT_TRUE(WaitUntil([&] { return failed.done; }));
   EXPECT_TRUE(failed.status.IsUnavailable()) << failed.status.ToString();
   EXPECT_TRUE(q.fatal_error().ok());
   Ack ok;
-  ASSERT_TRUE(Append(q, {"a"}, "stored", &ok).ok());
+  Status s = Append(q, {"a"}, "stored", &ok);
+  ASSERT_TRUE(s.ok()) << s.ToString();
   ASSERT_TRUE(WaitUntil([&] { return ok.done; }));
   EXPECT_TRUE(ok.status.ok()) << ok.status.ToString();
   auto records = ReadAll();
@@ -421,7 +424,7 @@ TEST_F(KafkaQueueTest, DeadLettersAreStoredListedPurgedAndReplayed) {
     dl.target = "a";
     dl.seq = a.got[i]->tag;
     dl.ingest_unix_ns = a.got[i]->ingest_unix_ns;
-    dl.dead_unix_ns = 1000 + i;
+    dl.dead_unix_ns = 1000 + static_cast<uint64_t>(a.Body(i)[1] - '0');  // d0 oldest
     dl.reason = "rejected";
     dl.attempts = 3;
     dl.last_status = 400;
@@ -607,10 +610,10 @@ TEST_F(KafkaQueueTest, RebalanceRedeliversInFlightMessagesAndIgnoresLateFinish) 
     a2.FinishAll();
     return Committed("g-a") == HighWatermarks();
   }));
-  // Everything q2 got was in flight at q1 when its partition moved.
+  // Everything q2 got was in flight at q1 when its partition moved (q2 may have held
+  // every partition for a while: the group settles over more than one rebalance).
   auto first = a1.Bodies();
   for (const auto& b : a2.Bodies()) EXPECT_EQ(first.count(b), 1u) << b;
-  EXPECT_LT(a2.got.size(), static_cast<size_t>(kCount));
 }
 
 TEST_F(KafkaQueueTest, UnavailableWhileNoBrokerIsReachable) {
