@@ -6,6 +6,7 @@
 #include <cstring>
 #include <deque>
 #include <random>
+#include <set>
 #include <unordered_map>
 
 #include "broker/partition_progress.h"
@@ -132,7 +133,8 @@ class KafkaQueue::Target {
   void MarkRemoved() { removed_ = true; }
   size_t assigned() {
     std::lock_guard lock(mu_);
-    return partitions_.size();
+    return static_cast<size_t>(std::count_if(partitions_.begin(), partitions_.end(),
+                                             [](const auto& e) { return !e.second.revoked; }));
   }
 
   // --- poller thread (and the owner once the poller stopped) ---
@@ -150,6 +152,7 @@ class KafkaQueue::Target {
     uint64_t generation = 0;
     PartitionProgress progress;
     int64_t committed = -1;  // last commit sent; -1: none (or it failed: send again)
+    bool revoked = false;    // revoked, not yet known whether it is assigned again
   };
   struct Handed {  // a message fetched and not finished (ready or handed out)
     int32_t partition;
@@ -169,6 +172,7 @@ class KafkaQueue::Target {
                           rd_kafka_topic_partition_list_t* offsets, void* opaque);
   void Assign(rd_kafka_topic_partition_list_t* parts);
   void Revoke(rd_kafka_topic_partition_list_t* parts);
+  void DropRevokedLocked();  // REQUIRES: mu_ held
   bool Accept(const rd_kafka_message_t* m);
 
   KafkaQueue& queue_;
@@ -244,20 +248,50 @@ void KafkaQueue::Target::OnRebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err,
   if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
     t->Assign(parts);
     rd_kafka_assign(rk, parts);
-  } else {
-    if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) t->Revoke(parts);
+  } else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
+    t->Revoke(parts);
     rd_kafka_assign(rk, nullptr);
+  } else {  // an assignment error: start over from the committed offsets
+    rd_kafka_assign(rk, nullptr);
+    std::lock_guard lock(t->mu_);
+    for (auto& [id, p] : t->partitions_) p.revoked = true;
+    t->DropRevokedLocked();
   }
 }
 
+// Eager rebalancing revokes every partition and then assigns them again, most often to
+// the same member. A partition that comes back keeps its state: fetching resumes after
+// the last message seen and the messages in flight stay valid, so a rebalance redelivers
+// only what moves to another member.
 void KafkaQueue::Target::Assign(rd_kafka_topic_partition_list_t* parts) {
   std::lock_guard lock(mu_);
+  std::set<int32_t> assigned;
   for (int i = 0; i < parts->cnt; ++i) {
-    Partition& p = partitions_[parts->elems[i].partition];
+    int32_t id = parts->elems[i].partition;
+    assigned.insert(id);
+    auto it = partitions_.find(id);
+    if (it != partitions_.end() && it->second.revoked) {
+      it->second.revoked = false;
+      if (it->second.progress.next() >= 0) parts->elems[i].offset = it->second.progress.next();
+      continue;
+    }
+    Partition& p = partitions_[id];
     p = Partition{};
     p.generation = ++generation_;
   }
+  DropRevokedLocked();
   paused_ = false;  // a new assignment fetches; ApplyBackpressure pauses it again
+}
+
+void KafkaQueue::Target::DropRevokedLocked() {
+  // Their next owners read them from the committed offset. Messages handed out stay in
+  // handed_ until finished; their Finish finds no partition and is ignored.
+  std::erase_if(partitions_, [](const auto& entry) { return entry.second.revoked; });
+  std::erase_if(ready_, [&](const Ready& r) {
+    if (partitions_.count(r.partition) != 0) return false;
+    handed_.erase(r.tag);
+    return true;
+  });
 }
 
 void KafkaQueue::Target::Revoke(rd_kafka_topic_partition_list_t* parts) {
@@ -272,19 +306,18 @@ void KafkaQueue::Target::Revoke(rd_kafka_topic_partition_list_t* parts) {
       if (point >= 0 && point != it->second.committed) {
         rd_kafka_topic_partition_list_add(offsets, queue_.options_.topic.c_str(), id)->offset =
             point;
+        it->second.committed = point;
       }
-      partitions_.erase(it);
+      it->second.revoked = true;  // until Assign says whether it comes back
     }
-    // Fetched but not handed out: the partition's next owner reads them again. Handed
-    // out ones stay in handed_ until finished; their Finish finds no partition and is
-    // ignored (the new owner commits).
-    std::erase_if(ready_, [&](const Ready& r) {
-      if (partitions_.count(r.partition) != 0) return false;
-      handed_.erase(r.tag);
-      return true;
-    });
   }
-  if (offsets->cnt > 0) rd_kafka_commit(consumer_, offsets, 0);
+  if (offsets->cnt > 0 && rd_kafka_commit(consumer_, offsets, 0) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    std::lock_guard lock(mu_);
+    for (int i = 0; i < offsets->cnt; ++i) {
+      auto it = partitions_.find(offsets->elems[i].partition);
+      if (it != partitions_.end()) it->second.committed = -1;  // send again if it comes back
+    }
+  }
   rd_kafka_topic_partition_list_destroy(offsets);
 }
 
@@ -309,7 +342,8 @@ bool KafkaQueue::Target::Accept(const rd_kafka_message_t* m) {
   bool mine = decoded && std::find(targets.begin(), targets.end(), name_) != targets.end();
   std::lock_guard lock(mu_);
   auto it = partitions_.find(m->partition);
-  if (it == partitions_.end()) return false;  // revoked meanwhile: its next owner reads it
+  // Revoked meanwhile: whoever owns it next (maybe this member again) reads it.
+  if (it == partitions_.end() || it->second.revoked) return false;
   it->second.progress.Seen(m->offset, mine);
   if (!decoded) skipped_.fetch_add(1, std::memory_order_relaxed);
   if (!mine) return false;
@@ -339,7 +373,7 @@ void KafkaQueue::Target::Commit(bool sync) {
     std::lock_guard lock(mu_);
     for (auto& [id, p] : partitions_) {
       int64_t point = p.progress.CommitPoint();
-      if (point < 0 || point == p.committed) continue;
+      if (p.revoked || point < 0 || point == p.committed) continue;
       rd_kafka_topic_partition_list_add(offsets, queue_.options_.topic.c_str(), id)->offset = point;
       p.committed = point;
     }
@@ -414,7 +448,8 @@ void KafkaQueue::Target::Finish(uint64_t tag) {
   handed_.erase(it);
   finished_.fetch_add(1, std::memory_order_relaxed);
   auto p = partitions_.find(h.partition);
-  // A partition revoked since (and maybe assigned again): its new owner commits.
+  // The partition went to another member (and maybe came back since, under a new
+  // generation): its owner then read the message again and commits it.
   if (p == partitions_.end() || p->second.generation != h.generation) return;
   p->second.progress.Finish(h.offset);
 }
@@ -447,8 +482,9 @@ Status KafkaQueue::Start() {
       {"message.timeout.ms", std::to_string(std::max(Millis(options_.delivery_timeout), 1))},
       {"linger.ms", "1"},
   };
+  props.insert(props.end(), options_.client_properties.begin(), options_.client_properties.end());
   Status s = NewClient(
-      RD_KAFKA_PRODUCER, props, options_.client_properties, this,
+      RD_KAFKA_PRODUCER, props, options_.producer_properties, this,
       [](rd_kafka_conf_t* conf) {
         rd_kafka_conf_set_dr_msg_cb(conf, [](rd_kafka_t*, const rd_kafka_message_t* m, void* q) {
           static_cast<KafkaQueue*>(q)->OnDelivery(m);

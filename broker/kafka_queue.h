@@ -41,6 +41,8 @@ struct KafkaOptions {
   // Extra librdkafka properties for every client (security, timeouts; tests shorten
   // the group timeouts). Applied last.
   std::vector<std::pair<std::string, std::string>> client_properties;
+  // The same for the producer alone, applied after client_properties.
+  std::vector<std::pair<std::string, std::string>> producer_properties;
 };
 
 // The Kafka backend (buffer.kind: kafka).

@@ -22,6 +22,8 @@ class PartitionProgress {
   // The offset to commit (the next one to read after a restart): the lowest unfinished,
   // or one past the highest seen. -1 before any message was seen.
   int64_t CommitPoint() const;
+  // One past the highest offset seen (where fetching continues); -1 before any.
+  int64_t next() const { return next_; }
   size_t unfinished() const { return unfinished_.size(); }
 
  private:
