@@ -106,7 +106,10 @@ class KafkaQueueTest : public testing::Test {
                            {"topic.metadata.refresh.interval.ms", "1000"},
                            // A random partition per message (not one per 10 ms): the
                            // cases spread a few messages over every partition.
-                           {"sticky.partitioning.linger.ms", "0"}};
+                           {"sticky.partitioning.linger.ms", "0"},
+                           // The mock cluster answers a fetch at its max wait, not
+                           // when a record arrives.
+                           {"fetch.wait.max.ms", "50"}};
     return o;
   }
 
