@@ -3,6 +3,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <deque>
 #include <random>
@@ -499,6 +500,9 @@ Status KafkaQueue::Start() {
   rd_kafka_queue_cb_event_enable(
       main_q, [](rd_kafka_t*, void* q) { static_cast<KafkaQueue*>(q)->Poke(); }, this);
   rd_kafka_queue_destroy(main_q);  // the event trigger stays with the queue
+  admin_q_ = rd_kafka_queue_new(producer_);
+  rd_kafka_queue_cb_event_enable(
+      admin_q_, [](rd_kafka_t*, void* q) { static_cast<KafkaQueue*>(q)->Poke(); }, this);
   s = StartDeadReader();
   if (!s.ok()) return s;
   poller_ = std::thread([this] { PollLoop(); });
@@ -540,6 +544,48 @@ Status KafkaQueue::StartDeadReader() {
     return Status::InvalidArgument(std::string("kafka: subscribe: ") + rd_kafka_err2str(err));
   }
   return Status::OK();
+}
+
+void KafkaQueue::CreateDeadTopic(const std::string& target) {
+  char err[512];
+  std::string topic = DeadTopic(target);
+  rd_kafka_NewTopic_t* nt = rd_kafka_NewTopic_new(
+      topic.c_str(), std::max(options_.dead_letter_partitions, 1), -1, err, sizeof err);
+  if (nt == nullptr) {
+    std::fprintf(stderr, "sluice: kafka: dead-letter topic %s: %s\n", topic.c_str(), err);
+    return;
+  }
+  rd_kafka_NewTopic_set_config(nt, "cleanup.policy", "compact");
+  rd_kafka_AdminOptions_t* admin =
+      rd_kafka_AdminOptions_new(producer_, RD_KAFKA_ADMIN_OP_CREATETOPICS);
+  rd_kafka_AdminOptions_set_request_timeout(admin, 10000, err, sizeof err);
+  rd_kafka_CreateTopics(producer_, &nt, 1, admin, admin_q_);
+  rd_kafka_AdminOptions_destroy(admin);
+  rd_kafka_NewTopic_destroy(nt);
+}
+
+void KafkaQueue::ServeAdminResults() {
+  while (rd_kafka_event_t* ev = rd_kafka_queue_poll(admin_q_, 0)) {
+    const rd_kafka_CreateTopics_result_t* result = rd_kafka_event_CreateTopics_result(ev);
+    size_t n = 0;
+    const rd_kafka_topic_result_t** topics =
+        result != nullptr ? rd_kafka_CreateTopics_result_topics(result, &n) : nullptr;
+    if (rd_kafka_event_error(ev) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      std::fprintf(stderr, "sluice: kafka: creating dead-letter topics: %s\n",
+                   rd_kafka_event_error_string(ev));
+    }
+    for (size_t i = 0; i < n; ++i) {
+      rd_kafka_resp_err_t err = rd_kafka_topic_result_error(topics[i]);
+      if (err == RD_KAFKA_RESP_ERR_NO_ERROR || err == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
+        continue;
+      }
+      // Not fatal: the first letter auto-creates the topic (uncompacted: letters then
+      // expire with the topic's retention). Operators may create it themselves.
+      std::fprintf(stderr, "sluice: kafka: creating dead-letter topic %s: %s\n",
+                   rd_kafka_topic_result_name(topics[i]), rd_kafka_err2str(err));
+    }
+    rd_kafka_event_destroy(ev);
+  }
 }
 
 std::string KafkaQueue::DeadTopic(const std::string& target) const {
@@ -700,6 +746,7 @@ void KafkaQueue::PollLoop() {
       poked_ = false;
     }
     rd_kafka_poll(producer_, 0);  // delivery reports, errors
+    ServeAdminResults();
     std::vector<std::shared_ptr<Target>> targets;
     bool down;
     {
@@ -786,6 +833,7 @@ Status KafkaQueue::OpenTarget(const std::string& target, bool added,
     targets_.push_back(t);
     dead_.try_emplace(target);
   }
+  if (options_.create_dead_letter_topics) CreateDeadTopic(target);
   *out = std::make_unique<TargetHandle>(t);
   Poke();
   return Status::OK();
@@ -963,6 +1011,12 @@ void KafkaQueue::Close() {
     rd_kafka_consumer_close(dead_reader_);
     rd_kafka_destroy(dead_reader_);
     dead_reader_ = nullptr;
+  }
+  if (admin_q_ != nullptr) {
+    rd_kafka_queue_cb_event_enable(admin_q_, nullptr, nullptr);
+    ServeAdminResults();
+    rd_kafka_queue_destroy(admin_q_);
+    admin_q_ = nullptr;
   }
   if (producer_ != nullptr) {
     rd_kafka_queue_t* q = rd_kafka_queue_get_main(producer_);

@@ -18,6 +18,7 @@
 
 struct rd_kafka_s;
 struct rd_kafka_message_s;
+struct rd_kafka_queue_s;
 
 namespace sluice::broker {
 
@@ -38,6 +39,14 @@ struct KafkaOptions {
   size_t max_unfinished = 1000;
   // Close(): how long the producer may take to deliver what it holds.
   common::Duration close_timeout = std::chrono::seconds(5);
+  // A target's dead-letter topic is created at OpenTarget (if missing) with this many
+  // partitions, the brokers' default replication and cleanup.policy=compact: compaction
+  // keeps the newest record per message id and never expires a letter by age.
+  int dead_letter_partitions = 1;
+  // Off: the operator creates them (or the first letter auto-creates one, uncompacted:
+  // its letters then expire with the topic's retention). librdkafka 2.0's mock cluster
+  // has no controller and never answers CreateTopics, so the tests turn this off.
+  bool create_dead_letter_topics = true;
   // Extra librdkafka properties for every client (security, timeouts; tests shorten
   // the group timeouts). Applied last.
   std::vector<std::pair<std::string, std::string>> client_properties;
@@ -155,6 +164,10 @@ class KafkaQueue final : public buffer::Queue {
   common::Status StatusOfDelivery(int err);
   std::string DeadTopic(const std::string& target) const;
 
+  // Asks the brokers to create the target's compacted dead-letter topic; the answer is
+  // read by the poller (an existing topic is fine).
+  void CreateDeadTopic(const std::string& target);
+  void ServeAdminResults();
   void PollLoop();
   void Poke();
   void ProbeBrokers();
@@ -162,7 +175,8 @@ class KafkaQueue final : public buffer::Queue {
   const KafkaOptions options_;
   const buffer::QueueEvents events_;
   rd_kafka_s* producer_ = nullptr;
-  rd_kafka_s* dead_reader_ = nullptr;  // tails every target's dead-letter topic
+  rd_kafka_s* dead_reader_ = nullptr;    // tails every target's dead-letter topic
+  rd_kafka_queue_s* admin_q_ = nullptr;  // CreateTopics results
   std::thread poller_;
 
   std::mutex poke_mu_;  // never held while calling librdkafka

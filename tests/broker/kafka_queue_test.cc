@@ -100,6 +100,7 @@ class KafkaQueueTest : public testing::Test {
     o.commit_interval = 50ms;
     o.delivery_timeout = 20s;
     o.close_timeout = 5s;
+    o.create_dead_letter_topics = false;  // the mock cluster never answers CreateTopics
     o.client_properties = {{"log_level", "2"},
                            {"session.timeout.ms", "6000"},
                            {"heartbeat.interval.ms", "200"},
