@@ -7,7 +7,6 @@
 #include <cstring>
 #include <deque>
 #include <random>
-#include <set>
 #include <unordered_map>
 
 #include "broker/partition_progress.h"
@@ -246,12 +245,32 @@ Status KafkaQueue::Target::Start(bool added) {
 void KafkaQueue::Target::OnRebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err,
                                      rd_kafka_topic_partition_list_t* parts, void* opaque) {
   auto* t = static_cast<Target*>(opaque);
+  // Cooperative assignors (partition.assignment.strategy=cooperative-sticky) move only the
+  // partitions that change owner: a revoked one is gone for good.
+  bool cooperative = std::strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
   if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
     t->Assign(parts);
-    rd_kafka_assign(rk, parts);
+    if (cooperative) {
+      rd_kafka_error_t* e = rd_kafka_incremental_assign(rk, parts);
+      if (e != nullptr) rd_kafka_error_destroy(e);
+    } else {
+      rd_kafka_assign(rk, parts);
+    }
+    // Fetching stays paused while too many are unfinished; ApplyBackpressure resumes
+    // every assigned partition at once.
+    if (t->paused_) rd_kafka_pause_partitions(rk, parts);
   } else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
     t->Revoke(parts);
-    rd_kafka_assign(rk, nullptr);
+    if (cooperative) {
+      {
+        std::lock_guard lock(t->mu_);
+        t->DropRevokedLocked();
+      }
+      rd_kafka_error_t* e = rd_kafka_incremental_unassign(rk, parts);
+      if (e != nullptr) rd_kafka_error_destroy(e);
+    } else {
+      rd_kafka_assign(rk, nullptr);
+    }
   } else {  // an assignment error: start over from the committed offsets
     rd_kafka_assign(rk, nullptr);
     std::lock_guard lock(t->mu_);
@@ -266,10 +285,8 @@ void KafkaQueue::Target::OnRebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err,
 // only what moves to another member.
 void KafkaQueue::Target::Assign(rd_kafka_topic_partition_list_t* parts) {
   std::lock_guard lock(mu_);
-  std::set<int32_t> assigned;
   for (int i = 0; i < parts->cnt; ++i) {
     int32_t id = parts->elems[i].partition;
-    assigned.insert(id);
     auto it = partitions_.find(id);
     if (it != partitions_.end() && it->second.revoked) {
       it->second.revoked = false;
@@ -281,7 +298,6 @@ void KafkaQueue::Target::Assign(rd_kafka_topic_partition_list_t* parts) {
     p.generation = ++generation_;
   }
   DropRevokedLocked();
-  paused_ = false;  // a new assignment fetches; ApplyBackpressure pauses it again
 }
 
 void KafkaQueue::Target::DropRevokedLocked() {

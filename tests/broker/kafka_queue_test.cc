@@ -283,6 +283,9 @@ class KafkaQueueTest : public testing::Test {
     rd_kafka_destroy(rk);
   }
 
+  // A member holding unfinished messages loses partitions to a second member.
+  void RebalanceCase(const KafkaOptions& o);
+
   bool WaitAssigned(KafkaQueue& q, const std::string& target, size_t n = 1) {
     return WaitUntil([&] { return q.AssignedPartitions(target) >= n; });
   }
@@ -642,8 +645,8 @@ TEST_F(KafkaQueueTest, TwoInstancesShareTheGroupAndDeliverEachMessageOnce) {
 
 // A member loses partitions while it holds unfinished messages: the new owner gets
 // them again (at least once) and the old member's late Finish changes nothing.
-TEST_F(KafkaQueueTest, RebalanceRedeliversInFlightMessagesAndIgnoresLateFinish) {
-  KafkaQueue& q1 = NewQueue();
+void KafkaQueueTest::RebalanceCase(const KafkaOptions& o) {
+  KafkaQueue& q1 = NewQueue(o);
   Reader& a1 = Open(q1, "a");
   ASSERT_TRUE(WaitAssigned(q1, "a", kPartitions));
   constexpr int kCount = 20;
@@ -652,7 +655,7 @@ TEST_F(KafkaQueueTest, RebalanceRedeliversInFlightMessagesAndIgnoresLateFinish) 
     ASSERT_TRUE(Append(q1, {"a"}, "r" + std::to_string(i), &acks[i]).ok());
   }
   ASSERT_TRUE(WaitUntil([&] { return a1.got.size() == kCount; }));
-  KafkaQueue& q2 = NewQueue();
+  KafkaQueue& q2 = NewQueue(o);
   Reader& a2 = Open(q2, "a");
   ASSERT_TRUE(WaitUntil([&] {
     return q2.AssignedPartitions("a") > 0 &&
@@ -668,6 +671,18 @@ TEST_F(KafkaQueueTest, RebalanceRedeliversInFlightMessagesAndIgnoresLateFinish) 
   // every partition for a while: the group settles over more than one rebalance).
   auto first = a1.Bodies();
   for (const auto& b : a2.Bodies()) EXPECT_EQ(first.count(b), 1u) << b;
+}
+
+TEST_F(KafkaQueueTest, RebalanceRedeliversInFlightMessagesAndIgnoresLateFinish) {
+  RebalanceCase(Options());
+}
+
+// The same with an incremental (cooperative) assignor: only the partitions that move
+// are revoked.
+TEST_F(KafkaQueueTest, CooperativeRebalanceRedeliversOnlyWhatMoved) {
+  KafkaOptions o = Options();
+  o.client_properties.push_back({"partition.assignment.strategy", "cooperative-sticky"});
+  RebalanceCase(o);
 }
 
 TEST_F(KafkaQueueTest, UnavailableWhileNoBrokerIsReachable) {
