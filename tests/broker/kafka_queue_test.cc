@@ -685,6 +685,50 @@ TEST_F(KafkaQueueTest, CooperativeRebalanceRedeliversOnlyWhatMoved) {
   RebalanceCase(o);
 }
 
+// A reload removed the target: this member leaves the group and the other takes over
+// every partition; the removed TargetQueue stays valid and hands out nothing.
+TEST_F(KafkaQueueTest, RemovedTargetLeavesTheGroup) {
+  KafkaQueue& q1 = NewQueue();
+  KafkaQueue& q2 = NewQueue();
+  Reader& a1 = Open(q1, "a");
+  Open(q2, "a");
+  ASSERT_TRUE(
+      WaitUntil([&] { return q1.AssignedPartitions("a") > 0 && q2.AssignedPartitions("a") > 0; }));
+  q1.RemoveTarget("a");
+  ASSERT_TRUE(WaitUntil([&] { return q2.AssignedPartitions("a") == kPartitions; }));
+  EXPECT_EQ(q1.AssignedPartitions("a"), 0u);
+  Ack ack;
+  ASSERT_TRUE(Append(q1, {"a"}, "after-removal", &ack).ok());
+  ASSERT_TRUE(WaitUntil([&] { return ack.done && readers_.back()->got.size() == 1; }));
+  EXPECT_TRUE(a1.got.empty());
+  buffer::QueuedMessage m;
+  Status error;
+  EXPECT_EQ(a1.queue->Next(&m, &error), buffer::TargetQueue::Result::kCaughtUp);
+}
+
+// Close waits at most close_timeout for the producer; what it still holds fails
+// Unavailable (its clients got no 202), and nothing is taken afterwards.
+TEST_F(KafkaQueueTest, CloseFailsWhatTheProducerStillHolds) {
+  KafkaOptions o = Options();
+  o.close_timeout = 300ms;
+  KafkaQueue& q = NewQueue(o);
+  Ack first;
+  ASSERT_TRUE(Append(q, {"a"}, "stored", &first).ok());
+  ASSERT_TRUE(WaitUntil([&] { return first.done; }));
+  ASSERT_TRUE(first.status.ok());
+  std::vector<rd_kafka_resp_err_t> refusals(500, RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS);
+  rd_kafka_mock_push_request_errors_array(cluster_, kProduceApi, refusals.size(), refusals.data());
+  Ack held;
+  ASSERT_TRUE(Append(q, {"a"}, "held", &held).ok());
+  q.Close();  // runs the last callbacks
+  EXPECT_TRUE(held.done);
+  EXPECT_TRUE(held.status.IsUnavailable()) << held.status.ToString();
+  Ack late;
+  EXPECT_TRUE(Append(q, {"a"}, "late", &late).IsUnavailable());
+  EXPECT_FALSE(q.Availability().ok());
+  rd_kafka_mock_clear_request_errors(cluster_, kProduceApi);
+}
+
 TEST_F(KafkaQueueTest, UnavailableWhileNoBrokerIsReachable) {
   KafkaQueue& q = NewQueue();
   Ack first;
