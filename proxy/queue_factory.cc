@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "aws/credentials.h"
+#include "broker/kafka_queue.h"
 #include "broker/rabbitmq_queue.h"
 #include "broker/sqs_queue.h"
 #include "buffer/disk_queue.h"
@@ -79,6 +80,23 @@ common::Status OpenRabbitMqQueue(const config::Config& config, const buffer::Que
   return common::Status::OK();
 }
 
+common::Status OpenKafkaQueue(const config::Config& config, const buffer::QueueEvents& events,
+                              std::unique_ptr<buffer::Queue>* out) {
+  broker::KafkaOptions options;
+  options.brokers = config.buffer.kafka.brokers;
+  options.topic = config.buffer.kafka.topic;
+  options.group_prefix = config.buffer.kafka.group_prefix;
+  std::unique_ptr<broker::KafkaQueue> queue;
+  common::Status s = broker::KafkaQueue::Open(options, events, &queue);
+  if (!s.ok()) return s;
+  logging::Info("buffer opened", {{"kind", "kafka"},
+                                  {"brokers", options.brokers},
+                                  {"topic", options.topic},
+                                  {"group_prefix", options.group_prefix}});
+  *out = std::move(queue);
+  return common::Status::OK();
+}
+
 common::Status OpenSqsQueue(const config::Config& config, uv_loop_t* loop,
                             const common::Clock& clock, const buffer::QueueEvents& events,
                             std::unique_ptr<buffer::Queue>* out) {
@@ -121,6 +139,7 @@ common::Status OpenQueue(const config::Config& config, uv_loop_t* loop, const co
                          const buffer::QueueEvents& events, std::unique_ptr<buffer::Queue>* out) {
   if (config.buffer.kind == "disk") return OpenDiskQueue(config, events, out);
   if (config.buffer.kind == "rabbitmq") return OpenRabbitMqQueue(config, events, out);
+  if (config.buffer.kind == "kafka") return OpenKafkaQueue(config, events, out);
   if (config.buffer.kind == "sqs") return OpenSqsQueue(config, loop, clock, events, out);
   return common::Status::InvalidArgument("buffer.kind \"" + config.buffer.kind +
                                          "\" is not built in");
