@@ -43,9 +43,9 @@ struct KafkaOptions {
   // partitions, the brokers' default replication and cleanup.policy=compact: compaction
   // keeps the newest record per message id and never expires a letter by age.
   int dead_letter_partitions = 1;
-  // Off: the operator creates them (or the first letter auto-creates one, uncompacted:
-  // its letters then expire with the topic's retention). librdkafka 2.0's mock cluster
-  // has no controller and never answers CreateTopics, so the tests turn this off.
+  // false: the operator creates them (else the first letter auto-creates one,
+  // uncompacted: its letters then expire with the topic's retention). librdkafka 2.0's
+  // mock cluster has no controller and never answers CreateTopics: tests turn it off.
   bool create_dead_letter_topics = true;
   // Extra librdkafka properties for every client (security, timeouts; tests shorten
   // the group timeouts). Applied last.
@@ -59,15 +59,21 @@ struct KafkaOptions {
 // Topology: one topic `topic` holds every message (value = EncodeMessage's bytes, header
 // sluice-ingest-ns); each target reads it through its own consumer group
 // `group_prefix + target` and skips the messages not addressed to it. Dead letters go to
-// one topic per target, `topic + ".dead." + target`, keyed by message id (see
-// DeadLetterView; meant to be created with cleanup.policy=compact).
+// one topic per target, `topic + ".dead." + target`, keyed by message id, compacted: a
+// purge writes tombstones (Kafka cannot delete one record). Each instance tails every
+// dead-letter topic from its beginning through a group of its own
+// (`group_prefix + "dead-reader-" + random`, never committed) and keeps the live letters
+// in memory (DeadLetterView): O(letters) per instance.
 //
 // Guarantees: Append's `done` runs once the idempotent producer (acks=all) has the
 // delivery report: OK when every in-sync replica has the message, Unavailable when it
 // could not be stored within delivery_timeout, a non-retryable error after a fatal
 // producer error. Delivery is at least once: a target commits only offsets below its
-// lowest unfinished message per partition, so a crash or a rebalance redelivers what was
-// in flight. Order holds within a partition only.
+// lowest unfinished message per partition, so a crash redelivers what was in flight, and
+// so does a rebalance for the partitions that move to another member (one that stays
+// keeps its in-flight state). Order holds within a partition only. Tags are a per-target
+// counter mapped to (partition, offset, assignment generation): unique, and a Finish for
+// a partition since revoked is ignored.
 //
 // Idempotency keys live in memory only: AppendIdempotencyKey completes at once and
 // nothing is loaded at open (a restart forgets them; a repeat is queued again).
