@@ -9,16 +9,16 @@
 #include <set>
 #include <thread>
 
+#include "tests/broker/broker_e2e.h"
 #include "tests/broker/rabbitmq_server.h"
 #include "tests/e2e/http_client.h"
-#include "tests/e2e/sluice_fixture.h"
 
 namespace sluice::e2e {
 namespace {
 
 using broker::test::SharedServer;
 
-class RabbitMqE2eTest : public SluiceE2eTest {
+class RabbitMqE2eTest : public BrokerE2eTest {
  protected:
   void SetUp() override {
     SluiceE2eTest::SetUp();
@@ -38,88 +38,19 @@ class RabbitMqE2eTest : public SluiceE2eTest {
 };
 
 TEST_F(RabbitMqE2eTest, AcceptedRequestsAreDeliveredThroughTheBroker) {
-  ASSERT_TRUE(StartSluice());
-  std::vector<Accepted> accepted = PostMany(200);
-  ASSERT_EQ(accepted.size(), 200u);
-  ASSERT_TRUE(WaitDelivered(accepted));
-  EXPECT_EQ(CountDuplicates(accepted), 0);
-  // Each delivery carries the message id the 202 gave.
-  auto by_body = DeliveriesByBody();
-  for (const auto& a : accepted) {
-    ASSERT_FALSE(by_body[a.body].empty());
-    EXPECT_EQ(by_body[a.body][0].Header("Sluice-Message-Id"), a.id);
-  }
+  EXPECT_TRUE(DeliversEachAcceptedRequestOnce(200, "rabbitmq"));
   EXPECT_TRUE(WaitForMetric(
       "sluice_messages_delivered_total", {{"target", "app"}}, [](double v) { return v >= 200; },
       ">= 200"));
 }
 
+// Unacknowledged messages go back to the queue when sluice's connection dies.
 TEST_F(RabbitMqE2eTest, Kill9OfSluiceLosesNothingAcknowledged) {
-  // A slow target so the kill lands mid-backlog: unacked messages go back to the queue.
-  downstream_.SetResponder([](const ReceivedRequest&) {
-    Reply reply;
-    reply.delay = Millis(20);
-    return reply;
-  });
-  ASSERT_TRUE(StartSluice(R"(
-targets:
-  app:
-    url: http://127.0.0.1:@DOWNSTREAM_PORT@
-    rate: unlimited
-    concurrency: 4
-    timeout: 2s
-    retry: {max_attempts: 0, initial_backoff: 50ms, max_backoff: 500ms}
-)"));
-  std::vector<Accepted> accepted = PostMany(300);
-  ASSERT_EQ(accepted.size(), 300u);
-  ASSERT_TRUE(downstream_.WaitForCount(50, Millis(10'000)));
-  sluice_.Kill9();
-  size_t before_restart = downstream_.Count();
-  ASSERT_LT(before_restart, accepted.size()) << "everything was delivered before the kill";
-  ASSERT_TRUE(RestartSluice());
-  ASSERT_TRUE(WaitDelivered(accepted));
-  std::printf(
-      "[ broker   ] rabbitmq: kill -9 of sluice after %zu deliveries: %d duplicates of 300\n",
-      before_restart, CountDuplicates(accepted));
+  EXPECT_TRUE(Kill9LosesNothingAcknowledged(300, 50, Millis(30'000)));
 }
 
 TEST_F(RabbitMqE2eTest, TwoInstancesShareTheQueueWithoutDoubleDelivery) {
-  ASSERT_TRUE(StartSluice());
-  SluiceProcess second;
-  second.WriteConfig(Config(kAppTarget));
-  ASSERT_TRUE(second.Start()) << second.error();
-  // Half the requests through each instance, both consuming the one queue.
-  std::vector<Accepted> accepted = PostMany(200);
-  std::atomic<int> second_ok{0};
-  for (int i = 0; i < 200; ++i) {
-    if (PostOnce(second.ingest_port(), 1000 + i) == 202) ++second_ok;
-  }
-  ASSERT_EQ(second_ok.load(), 200);
-  ASSERT_TRUE(downstream_.WaitForCount(400, Millis(30'000)));
-  // Let any double delivery show up: both instances idle with nothing in flight.
-  ASSERT_TRUE(WaitForMetric(
-      "sluice_delivery_in_flight", {{"target", "app"}}, [](double v) { return v == 0; }, "== 0"));
-  std::set<std::string> ids;
-  for (const auto& r : downstream_.Requests()) {
-    auto id = r.Header("Sluice-Message-Id");
-    ASSERT_TRUE(id.has_value());
-    EXPECT_TRUE(ids.insert(*id).second) << "delivered twice: " << *id;
-  }
-  EXPECT_EQ(ids.size(), 400u);
-  // Both instances delivered: the broker spread the queue over its two consumers.
-  auto delivered_by = [](uint16_t admin_port) {
-    auto m = Get(admin_port, "/metrics");
-    return m &&
-           m->body.find("sluice_messages_delivered_total{target=\"app\"} 0\n") == std::string::npos;
-  };
-  EXPECT_TRUE(delivered_by(sluice_.admin_port()));
-  EXPECT_TRUE(delivered_by(second.admin_port()));
-  // Each instance says its limits are its own.
-  auto targets = Get(second.admin_port(), "/admin/targets");
-  ASSERT_TRUE(targets);
-  EXPECT_EQ(JsonStringField(targets->body, "limits_per"), "instance") << targets->body;
-  EXPECT_EQ(JsonStringField(targets->body, "buffer"), "rabbitmq") << targets->body;
-  second.Terminate();
+  EXPECT_TRUE(TwoInstancesDeliverEachMessageOnce(200));
 }
 
 TEST_F(RabbitMqE2eTest, BrokerAwayAnswers503AndRecoversByItself) {
