@@ -125,7 +125,10 @@ struct SqsQueue::Tick {
 class SqsQueue::Target {
  public:
   struct Lease {
+    std::string message_id;
     std::string receipt;
+    // From when the receive that brought the message was sent: SQS hid the message at
+    // some moment before it answered, and that is the only moment it guarantees.
     common::Duration visible_until{};
     bool extending = false;
   };
@@ -148,6 +151,7 @@ class SqsQueue::Target {
 
   // Received and not finished, by tag: the ones handed out and the ones in `ready`.
   std::unordered_map<uint64_t, Lease> leases;
+  std::unordered_map<std::string, uint64_t> held;  // leases' tags by SQS message id
   std::deque<Ready> ready;
   uint32_t polls = 0;  // ReceiveMessage calls in flight
   uint32_t asked = 0;  // messages they may bring
@@ -517,14 +521,32 @@ void SqsQueue::Poll(Target& t) {
     ++t.polls;
     t.asked += n;
     Target* tp = &t;
-    Call("ReceiveMessage",
-         ReceiveBody(t.url[0], n, options_.wait_time_seconds, Seconds(options_.visibility_timeout)),
-         seconds(options_.wait_time_seconds) + options_.request_timeout,
-         [this, tp, n](SqsReply reply) { OnReceived(*tp, n, std::move(reply)); });
+    int wait = ReceiveWaitSeconds();
+    Call("ReceiveMessage", ReceiveBody(t.url[0], n, wait, Seconds(options_.visibility_timeout)),
+         seconds(wait) + options_.request_timeout,
+         [this, tp, n, sent = clock_.Now()](SqsReply reply) {
+           OnReceived(*tp, n, sent, std::move(reply));
+         });
   }
 }
 
-void SqsQueue::OnReceived(Target& t, uint32_t asked, SqsReply reply) {
+// A receive's wait is capped at half the visibility timeout. SQS promises only that it
+// hid a message at some moment between our request and its answer, so a lease counts
+// from the request (see Lease); a wait longer than half the timeout could bring a
+// message with less than half of it left, or already visible again: a server may hide a
+// message as soon as it takes it for the receive and answer only when the wait is over
+// or the batch full (the local-aws-sqs emulator does: with a 2 s timeout and a 20 s
+// wait, a message taken early came back in the same answer a second time). With the
+// cap, every message arrives with at least half its timeout left, less the answer's
+// transit, and the next tick (an eighth of the timeout later, a second at most) extends
+// it. A 1 s timeout cannot be halved (the wait is 1 s): a copy that comes back then is a
+// held message received again, which OnReceived does not hand out twice.
+int SqsQueue::ReceiveWaitSeconds() const {
+  auto half = static_cast<int>(Seconds(options_.visibility_timeout) / 2);
+  return std::clamp(half, 1, options_.wait_time_seconds);
+}
+
+void SqsQueue::OnReceived(Target& t, uint32_t asked, common::Duration sent, SqsReply reply) {
   --t.polls;
   t.asked -= asked;
   Note(reply);
@@ -537,14 +559,27 @@ void SqsQueue::OnReceived(Target& t, uint32_t asked, SqsReply reply) {
     return;
   }
   t.poll_failures = 0;
-  common::Duration now = clock_.Now();
   std::vector<Received> messages = ReceivedMessages(reply.body);
+  bool fresh = false;
   for (auto& m : messages) {
+    common::Duration visible_until = sent + options_.visibility_timeout;
+    // A message this instance holds, received again (SQS delivers at least once; a
+    // server may hand out a message whose visibility ran out during the receive): it
+    // stays one delivery. The newest receipt is the one SQS takes for the delete.
+    auto again = m.message_id.empty() ? t.held.end() : t.held.find(m.message_id);
+    if (again != t.held.end()) {
+      Target::Lease& lease = t.leases.at(again->second);
+      lease.receipt = std::move(m.receipt);
+      lease.visible_until = visible_until;
+      continue;
+    }
     uint64_t tag = next_tag_++;
-    t.leases.emplace(tag, Target::Lease{std::move(m.receipt), now + options_.visibility_timeout});
+    if (!m.message_id.empty()) t.held.emplace(m.message_id, tag);
+    t.leases.emplace(tag, Target::Lease{m.message_id, std::move(m.receipt), visible_until});
     t.ready.push_back(Target::Ready{tag, m.ingest_unix_ns, std::move(m.payload)});
+    fresh = true;
   }
-  if (!messages.empty() && events_.wake) events_.wake();
+  if (fresh && events_.wake) events_.wake();
   Poll(t);
 }
 
@@ -581,6 +616,7 @@ void SqsQueue::FinishMessage(Target& t, uint64_t tag) {
   auto it = t.leases.find(tag);
   if (it == t.leases.end()) return;
   std::string receipt = std::move(it->second.receipt);
+  t.held.erase(it->second.message_id);
   t.leases.erase(it);
   ++t.finished;
   Delete(t.url[0], std::move(receipt), 0);
@@ -1018,6 +1054,7 @@ void SqsQueue::Close() {
   for (auto& [name, t] : targets_) {
     t->ready.clear();
     t->leases.clear();
+    t->held.clear();
     t->dead_ops.clear();
   }
 }

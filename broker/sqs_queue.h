@@ -16,7 +16,8 @@
 //   target's share in hand; Finish() deletes the message. A message held unfinished (in
 //   delivery, or waiting for a retry) has its visibility extended before it runs out, so
 //   a healthy instance never has its message handed to another; a crashed instance's
-//   messages reappear when their visibility timeout ends.
+//   messages reappear when their visibility timeout ends. A held message that SQS hands
+//   over again (at least once) is not handed out twice: its newest receipt is kept.
 // - Dead letters: SendMessage to the dead queue. Listing and counting answer from a cache
 //   that this instance's own changes update at once and a periodic scan refreshes (other
 //   instances' changes show up then). Purging and replaying scan the dead queue for the
@@ -59,10 +60,12 @@ struct SqsOptions {
   aws::Credentials credentials;  // e.g. aws::Credentials::FromEnvironment
   std::vector<SqsTargetOptions> targets;
 
-  // What a receive hides a message for; extended when half of it is left. Whole seconds,
-  // 1s..12h. Also how soon a crashed instance's unfinished messages reappear.
+  // What a receive hides a message for, counted from when the receive was sent; extended
+  // when half of it is left. Whole seconds, 1s..12h. Also how soon a crashed instance's
+  // unfinished messages reappear.
   common::Duration visibility_timeout = std::chrono::seconds(30);
-  // ReceiveMessage's WaitTimeSeconds, 1..20 (0 would poll without pause).
+  // ReceiveMessage's WaitTimeSeconds, 1..20 (0 would poll without pause); capped at half
+  // the visibility timeout, so that a message never arrives with less than half left.
   int wait_time_seconds = 20;
   // A call's timeout on top of its long-poll wait.
   common::Duration request_timeout = std::chrono::seconds(10);
@@ -151,7 +154,8 @@ class SqsQueue final : public buffer::Queue {
   void Resolve(Target& t);
   void ResolveQueue(Target& t, bool dead);
   void Poll(Target& t);
-  void OnReceived(Target& t, uint32_t asked, SqsReply reply);
+  int ReceiveWaitSeconds() const;
+  void OnReceived(Target& t, uint32_t asked, common::Duration sent, SqsReply reply);
   void PollFailed(Target& t);
   void Extend(Target& t);
   void DeleteLater(std::string url, std::string receipt, int attempts);

@@ -353,6 +353,37 @@ TEST_F(SqsQueueTest, HeldMessageIsExtendedAndNotRedelivered) {
   ts[holder]->Finish(got[holder]->tag);
 }
 
+// What sluice runs with: a 20 s long poll on a 2 s visibility timeout. The emulator
+// hides a message when its receive takes it and answers once the batch is full or the
+// wait is over: a receive asking for 4 of 2 messages would take both again when their
+// 2 s run out, and answer with each twice. Held for over two timeouts, each message is
+// handed out once all the same.
+TEST_F(SqsQueueTest, LongPollOutlastingTheVisibilityTimeoutHandsNothingOutTwice) {
+  SqsOptions o = Options({"a"});  // 4 ahead of delivery, visibility 2s
+  o.wait_time_seconds = 20;
+  SqsQueue* q = OpenQueue(o);
+  ASSERT_NE(q, nullptr);
+  auto t = Target(q, "a");
+  ASSERT_TRUE(AppendAndWait(q, MakePayload({"a"}, "one", nullptr)).ok());
+  ASSERT_TRUE(AppendAndWait(q, MakePayload({"a"}, "two", nullptr)).ok());
+  std::vector<std::unique_ptr<buffer::QueuedMessage>> got;
+  driver_.RunUntil(
+      [&] {
+        auto m = std::make_unique<buffer::QueuedMessage>();
+        common::Status e;
+        while (t->Next(m.get(), &e) == buffer::TargetQueue::Result::kMessage) {
+          got.push_back(std::move(m));
+          m = std::make_unique<buffer::QueuedMessage>();
+        }
+        return false;
+      },
+      milliseconds(4500));
+  std::multiset<std::string> bodies;
+  for (const auto& m : got) bodies.insert(std::string(m->message.body));
+  EXPECT_EQ(bodies, (std::multiset<std::string>{"one", "two"}));
+  for (const auto& m : got) t->Finish(m->tag);
+}
+
 TEST_F(SqsQueueTest, TwoInstancesShareATargetQueueWithoutDoubleDelivery) {
   SqsQueue* a = OpenQueue(Options({"t"}));
   SqsQueue* b = OpenQueue(Options({"t"}));
@@ -747,6 +778,73 @@ TEST_F(SqsQueueTest, HeldMessagesGetTheirVisibilityExtended) {
   ASSERT_TRUE(driver_.RunUntil([&] { return fake.Count("DeleteMessage") == 1; }, seconds(2)));
   driver_.RunFor(milliseconds(1500));
   EXPECT_EQ(fake.Count("ChangeMessageVisibility"), extended);  // finished: no more
+}
+
+// SQS delivers at least once: a copy of a message this instance still holds may come
+// with another receive. It is not handed out a second time, and the delete names the
+// newest receipt (SQS wants the latest one).
+TEST_F(SqsQueueTest, HeldMessageReceivedAgainIsNotHandedOutTwice) {
+  std::atomic<int> receives{0};
+  std::string payload64 = Base64Encode(MakePayload({"a"}, "held", nullptr));
+  FakeSqs fake([&](const std::string& action, const std::string& body) {
+    if (action == "ReceiveMessage") {
+      int n = receives++;
+      if (n < 2) {
+        std::string receipt = n == 0 ? "h1" : "h2";
+        return FakeSqs::Answer{200,
+                               R"({"Messages":[{"MessageId":"m1","ReceiptHandle":")" + receipt +
+                                   R"(","Body":")" + payload64 + R"("}]})",
+                               n == 0 ? 0 : 200};
+      }
+    }
+    return Healthy(action, body);
+  });
+  SqsQueue* q = OpenQueue(Options({"a"}, fake.endpoint()));
+  ASSERT_NE(q, nullptr);
+  auto t = Target(q, "a");
+  auto m = Next(t.get(), seconds(5));
+  ASSERT_NE(m, nullptr);
+  ASSERT_TRUE(driver_.RunUntil([&] { return receives >= 3; }, seconds(5)));
+  EXPECT_FALSE(Next(t.get(), milliseconds(500))) << "handed out twice";
+  t->Finish(m->tag);
+  ASSERT_TRUE(driver_.RunUntil([&] { return fake.Count("DeleteMessage") == 1; }, seconds(2)));
+  for (const auto& [action, body] : fake.calls()) {
+    if (action != "DeleteMessage") continue;
+    EXPECT_NE(body.find(R"("ReceiptHandle":"h2")"), std::string::npos) << body;
+  }
+}
+
+// SQS hid a received message at some moment between the receive and its answer: the
+// lease counts from the receive. An answer that took 1.5 s of a 2 s timeout is extended
+// at the next tick, not a second later. And no long poll waits more than half the
+// timeout, so no message can arrive with less than half of it left.
+TEST_F(SqsQueueTest, LeaseCountsFromWhenTheReceiveWasSent) {
+  std::atomic<int> receives{0};
+  std::string payload64 = Base64Encode(MakePayload({"a"}, "slow", nullptr));
+  FakeSqs fake([&](const std::string& action, const std::string& body) {
+    if (action == "ReceiveMessage" && receives++ == 0) {
+      return FakeSqs::Answer{
+          200,
+          R"({"Messages":[{"MessageId":"m1","ReceiptHandle":"h1","Body":")" + payload64 + R"("}]})",
+          1500};
+    }
+    return Healthy(action, body);
+  });
+  SqsOptions o = Options({"a"}, fake.endpoint());  // visibility 2s
+  o.wait_time_seconds = 20;
+  SqsQueue* q = OpenQueue(o);
+  ASSERT_NE(q, nullptr);
+  auto t = Target(q, "a");
+  auto m = Next(t.get(), seconds(5));
+  ASSERT_NE(m, nullptr);
+  EXPECT_TRUE(driver_.RunUntil([&] { return fake.Count("ChangeMessageVisibility") > 0; },
+                               milliseconds(400)))
+      << "not extended with under 0.5 s left";
+  for (const auto& [action, body] : fake.calls()) {
+    if (action != "ReceiveMessage" || body.find("-dead\"") != std::string::npos) continue;
+    EXPECT_NE(body.find(R"("WaitTimeSeconds":1,)"), std::string::npos) << body;
+  }
+  t->Finish(m->tag);
 }
 
 }  // namespace
