@@ -297,8 +297,8 @@ void Proxy::ApplyTargets(const config::Config& next) {
       continue;
     }
     std::unique_ptr<buffer::TargetQueue> source;
-    queue_->SetTargetConcurrency(t.name, t.concurrency.adaptive ? t.concurrency.max
-                                                                : t.concurrency.limit);
+    queue_->SetTargetConcurrency(t.name,
+                                 t.concurrency.adaptive ? t.concurrency.max : t.concurrency.limit);
     Status s = queue_->OpenTarget(t.name, /*added=*/true, &source);
     if (!s.ok()) {
       logging::Error("cannot add target", {{"target", t.name}, {"error", s.ToString()}});
