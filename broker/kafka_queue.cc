@@ -619,13 +619,28 @@ Status KafkaQueue::Produce(const std::string& topic, const std::string& key,
     PutU64(seq, buf);
     rd_kafka_header_add(headers, kSeqHeader, -1, buf, sizeof buf);
   }
-  // No copy: the value lives in the Delivery until its report.
-  rd_kafka_resp_err_t err =
-      rd_kafka_producev(producer_, RD_KAFKA_V_TOPIC(topic.c_str()),
-                        RD_KAFKA_V_KEY(key.empty() ? nullptr : key.data(), key.size()),
-                        RD_KAFKA_V_VALUE(value ? const_cast<char*>(value->data()) : nullptr,
-                                         value ? value->size() : 0),
-                        RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_OPAQUE(d), RD_KAFKA_V_END);
+  // No copy: the value lives in the Delivery until its report. The vtype array form,
+  // not rd_kafka_producev: its argument macros are GNU statement expressions, which a
+  // -Wpedantic clang build refuses.
+  rd_kafka_vu_t args[5];
+  args[0].vtype = RD_KAFKA_VTYPE_TOPIC;
+  args[0].u.cstr = topic.c_str();
+  args[1].vtype = RD_KAFKA_VTYPE_KEY;
+  args[1].u.mem.ptr = key.empty() ? nullptr : const_cast<char*>(key.data());
+  args[1].u.mem.size = key.size();
+  args[2].vtype = RD_KAFKA_VTYPE_VALUE;
+  args[2].u.mem.ptr = value ? const_cast<char*>(value->data()) : nullptr;
+  args[2].u.mem.size = value ? value->size() : 0;
+  args[3].vtype = RD_KAFKA_VTYPE_HEADERS;
+  args[3].u.headers = headers;
+  args[4].vtype = RD_KAFKA_VTYPE_OPAQUE;
+  args[4].u.ptr = d;
+  rd_kafka_error_t* error = rd_kafka_produceva(producer_, args, 5);
+  rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
+  if (error != nullptr) {
+    err = rd_kafka_error_code(error);
+    rd_kafka_error_destroy(error);
+  }
   if (err == RD_KAFKA_RESP_ERR_NO_ERROR) return Status::OK();
   rd_kafka_headers_destroy(headers);
   delete d;
