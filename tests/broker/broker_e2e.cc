@@ -115,7 +115,14 @@ targets:
              << "/admin/targets lacks limits_per: " << (targets ? targets->body : "");
     }
   }
-  second.Terminate();
+  // Graceful shutdown on a broker: in-flight deliveries finish, the connection closes,
+  // exit 0.
+  std::optional<ExitStatus> exit = second.Terminate();
+  if (!exit || exit->code != 0) {
+    return ::testing::AssertionFailure()
+           << "SIGTERM: " << (exit ? exit->ToString() : "did not exit") << "\n"
+           << second.LogTail();
+  }
   return ::testing::AssertionSuccess();
 }
 

@@ -20,7 +20,8 @@ class BrokerE2eTest : public SluiceE2eTest {
   ::testing::AssertionResult Kill9LosesNothingAcknowledged(int n, size_t before_kill,
                                                            Millis redelivery_wait);
   // A second instance on the same queue; n POSTs through each; every message delivered
-  // exactly once across them, and both say their limits are per instance.
+  // exactly once across them, both say their limits are per instance, and the second
+  // exits 0 on SIGTERM.
   ::testing::AssertionResult TwoInstancesDeliverEachMessageOnce(int n);
 };
 
