@@ -53,25 +53,4 @@ inline constexpr int kMaxJsonDepth = 32;
 // A decimal uint64 from text (a JSON number's or a string's): digits only, no overflow.
 std::optional<uint64_t> ParseUint(std::string_view text);
 
-// Builds a compact JSON document. The caller nests correctly; keys and strings are
-// escaped here (control characters as \u00XX; bytes >= 0x80 pass through, so the input
-// must be UTF-8).
-class JsonBuilder {
- public:
-  JsonBuilder& BeginObject();
-  JsonBuilder& EndObject();
-  JsonBuilder& BeginArray();
-  JsonBuilder& EndArray();
-  JsonBuilder& Key(std::string_view key);
-  JsonBuilder& String(std::string_view value);
-  JsonBuilder& Uint(uint64_t value);
-  const std::string& str() const { return out_; }
-
- private:
-  void Separate();
-  std::string out_;
-  bool first_ = true;
-  bool after_key_ = false;
-};
-
 }  // namespace sluice::broker

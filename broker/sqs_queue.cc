@@ -6,6 +6,7 @@
 #include "broker/base64.h"
 #include "broker/json.h"
 #include "buffer/message.h"
+#include "common/json_writer.h"
 
 namespace sluice::broker {
 namespace {
@@ -34,7 +35,7 @@ bool IsQueueName(std::string_view name) {
 }
 
 std::string QueueNameBody(std::string_view name, bool create) {
-  JsonBuilder j;
+  common::JsonWriter j;
   j.BeginObject().Key("QueueName").String(name);
   if (create) {
     j.Key("Attributes").BeginObject().Key("MessageRetentionPeriod").String(kRetentionSeconds);
@@ -45,7 +46,7 @@ std::string QueueNameBody(std::string_view name, bool create) {
 }
 
 std::string SendBody(std::string_view url, std::string_view body64, uint64_t ingest_unix_ns) {
-  JsonBuilder j;
+  common::JsonWriter j;
   j.BeginObject().Key("QueueUrl").String(url).Key("MessageBody").String(body64);
   j.Key("MessageAttributes").BeginObject().Key(kIngestAttribute).BeginObject();
   j.Key("DataType").String("Number").Key("StringValue").String(std::to_string(ingest_unix_ns));
@@ -55,7 +56,7 @@ std::string SendBody(std::string_view url, std::string_view body64, uint64_t ing
 
 std::string ReceiveBody(std::string_view url, uint32_t max, int wait_seconds,
                         int64_t visibility_seconds) {
-  JsonBuilder j;
+  common::JsonWriter j;
   j.BeginObject().Key("QueueUrl").String(url);
   j.Key("MaxNumberOfMessages").Uint(max);
   j.Key("WaitTimeSeconds").Uint(static_cast<uint64_t>(wait_seconds));
@@ -66,13 +67,13 @@ std::string ReceiveBody(std::string_view url, uint32_t max, int wait_seconds,
 }
 
 std::string ReceiptBody(std::string_view url, std::string_view receipt) {
-  JsonBuilder j;
+  common::JsonWriter j;
   j.BeginObject().Key("QueueUrl").String(url).Key("ReceiptHandle").String(receipt).EndObject();
   return j.str();
 }
 
 std::string VisibilityBody(std::string_view url, std::string_view receipt, int64_t seconds) {
-  JsonBuilder j;
+  common::JsonWriter j;
   j.BeginObject().Key("QueueUrl").String(url).Key("ReceiptHandle").String(receipt);
   j.Key("VisibilityTimeout").Uint(static_cast<uint64_t>(seconds)).EndObject();
   return j.str();
@@ -738,7 +739,7 @@ void SqsQueue::ScanDead(Target& t, std::function<void(common::Status, std::vecto
 void SqsQueue::ReleaseLetters(Target& t, std::vector<Letter> letters, std::function<void()> then) {
   std::vector<std::string> bodies;
   for (size_t i = 0; i < letters.size(); i += kMaxReceive) {
-    JsonBuilder j;
+    common::JsonWriter j;
     j.BeginObject().Key("QueueUrl").String(t.url[1]).Key("Entries").BeginArray();
     size_t end = std::min(letters.size(), i + kMaxReceive);
     bool any = false;
@@ -797,7 +798,7 @@ void SqsQueue::RefreshDead(Target& t, std::function<void()> next) {
     }
     ReleaseLetters(*tp, std::move(letters), [] {});
     // More than one scan holds: ask SQS for the (approximate) total.
-    JsonBuilder j;
+    common::JsonWriter j;
     j.BeginObject().Key("QueueUrl").String(tp->url[1]).Key("AttributeNames").BeginArray();
     j.String("ApproximateNumberOfMessages").String("ApproximateNumberOfMessagesNotVisible");
     j.EndArray().EndObject();
@@ -926,7 +927,7 @@ void SqsQueue::DeleteLetters(Target& t, std::vector<Letter> letters,
                              std::function<void(uint64_t)> then) {
   std::vector<std::string> bodies;
   for (size_t i = 0; i < letters.size(); i += kMaxReceive) {
-    JsonBuilder j;
+    common::JsonWriter j;
     j.BeginObject().Key("QueueUrl").String(t.url[1]).Key("Entries").BeginArray();
     for (size_t k = i; k < std::min(letters.size(), i + kMaxReceive); ++k) {
       j.BeginObject().Key("Id").String(std::to_string(k)).Key("ReceiptHandle");

@@ -4,10 +4,12 @@
 #include <optional>
 
 #include "buffer/message.h"
-#include "proxy/json_writer.h"
+#include "common/json_writer.h"
 #include "proxy/logging.h"
 
 namespace sluice::proxy {
+
+using common::JsonWriter;
 namespace {
 
 const HeaderList kJson = {{"Content-Type", "application/json"}};

@@ -8,6 +8,8 @@
 #include <ctime>
 #include <vector>
 
+#include "common/json_writer.h"
+
 namespace sluice::proxy::logging {
 namespace {
 std::atomic<int> g_level{static_cast<int>(Level::kInfo)};
@@ -62,36 +64,6 @@ bool ParseLevel(std::string_view name, Level* level) {
 void SetLevel(Level level) { g_level.store(static_cast<int>(level)); }
 bool Enabled(Level level) { return static_cast<int>(level) >= g_level.load(); }
 
-void AppendJsonEscaped(std::string* out, std::string_view s) {
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"':
-        out->append("\\\"");
-        break;
-      case '\\':
-        out->append("\\\\");
-        break;
-      case '\n':
-        out->append("\\n");
-        break;
-      case '\r':
-        out->append("\\r");
-        break;
-      case '\t':
-        out->append("\\t");
-        break;
-      default:
-        if (c < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof(buf), "\\u%04x", c);
-          out->append(buf);
-        } else {
-          out->push_back(static_cast<char>(c));
-        }
-    }
-  }
-}
-
 void Emit(Level level, std::string_view msg, std::initializer_list<Field> fields) {
   EmitFields(level, msg, std::vector<Field>(fields));
 }
@@ -105,15 +77,15 @@ void EmitFields(Level level, std::string_view msg, const std::vector<Field>& fie
   line.append(FormatUtc(
       static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(now).count())));
   line.append("\",\"level\":\"").append(LevelName(level)).append("\",\"msg\":\"");
-  AppendJsonEscaped(&line, msg);
+  common::AppendJsonEscaped(&line, msg);
   line.push_back('"');
   for (const auto& f : fields) {
     line.append(",\"");
-    AppendJsonEscaped(&line, f.key);
+    common::AppendJsonEscaped(&line, f.key);
     line.append("\":");
     if (f.quoted) {
       line.push_back('"');
-      AppendJsonEscaped(&line, f.value);
+      common::AppendJsonEscaped(&line, f.value);
       line.push_back('"');
     } else {
       line.append(f.value);

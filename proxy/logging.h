@@ -50,9 +50,6 @@ inline void Error(std::string_view msg, std::initializer_list<Field> f = {}) {
 // RFC 3339 UTC with milliseconds: "2026-11-27T15:28:04.550Z".
 std::string FormatUtc(uint64_t unix_ns);
 
-// Appends s to out as the inside of a JSON string.
-void AppendJsonEscaped(std::string* out, std::string_view s);
-
 }  // namespace sluice::proxy::logging
 
 namespace sluice::proxy::logging {

@@ -5,6 +5,7 @@
 #include <random>
 
 #include "broker/base64.h"
+#include "common/json_writer.h"
 
 namespace sluice::broker {
 namespace {
@@ -87,13 +88,14 @@ TEST(JsonTest, BoundsNesting) {
   EXPECT_TRUE(Rejects(std::string(100000, '[')));  // no stack overflow
 }
 
-TEST(JsonTest, BuilderEscapesAndRoundTrips) {
-  JsonBuilder b;
+// The writer (common::JsonWriter) and this reader agree on every escape.
+TEST(JsonTest, WriterEscapesAndTheReaderRoundTrips) {
+  common::JsonWriter b;
   std::string nasty = "q\"b\\s\n\x01\x1f/\xc3\xa9";
   b.BeginObject().Key("k\"").String(nasty).Key("n").Uint(18446744073709551615ull);
   b.Key("a").BeginArray().String("x").BeginObject().EndObject().EndArray().EndObject();
   EXPECT_EQ(b.str(),
-            "{\"k\\\"\":\"q\\\"b\\\\s\\u000a\\u0001\\u001f/\xc3\xa9\",\"n\":18446744073709551615,"
+            "{\"k\\\"\":\"q\\\"b\\\\s\\n\\u0001\\u001f/\xc3\xa9\",\"n\":18446744073709551615,"
             "\"a\":[\"x\",{}]}");
   JsonValue v = Parsed(b.str());
   EXPECT_EQ(v.FindString("k\""), nasty);

@@ -12,6 +12,7 @@
 
 #include "broker/base64.h"
 #include "buffer/message.h"
+#include "common/json_writer.h"
 #include "tests/broker/fake_sqs.h"
 #include "tests/broker/sqs_emulator.h"
 
@@ -578,7 +579,7 @@ TEST_F(SqsQueueTest, ForeignMessagesAreSkippedAndDeleted) {
   ASSERT_TRUE(driver_.RunUntil([&] { return url.has_value(); }, seconds(5)));
   ASSERT_TRUE(url->ok()) << url->error;
   std::optional<SqsReply> sent;
-  JsonBuilder body;
+  common::JsonWriter body;
   body.BeginObject().Key("QueueUrl").String(*url->body.FindString("QueueUrl"));
   body.Key("MessageBody").String("<not base64>").EndObject();
   client.Call("SendMessage", body.str(), seconds(5), [&](SqsReply r) { sent = std::move(r); });

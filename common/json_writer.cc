@@ -1,11 +1,39 @@
-#include "proxy/json_writer.h"
+#include "common/json_writer.h"
 
 #include <cmath>
 #include <cstdio>
 
-#include "proxy/logging.h"
+namespace sluice::common {
 
-namespace sluice::proxy {
+void AppendJsonEscaped(std::string* out, std::string_view s) {
+  for (unsigned char c : s) {
+    switch (c) {
+      case '"':
+        out->append("\\\"");
+        break;
+      case '\\':
+        out->append("\\\\");
+        break;
+      case '\n':
+        out->append("\\n");
+        break;
+      case '\r':
+        out->append("\\r");
+        break;
+      case '\t':
+        out->append("\\t");
+        break;
+      default:
+        if (c < 0x20) {
+          char buf[8];
+          std::snprintf(buf, sizeof(buf), "\\u%04x", c);
+          out->append(buf);
+        } else {
+          out->push_back(static_cast<char>(c));
+        }
+    }
+  }
+}
 
 void JsonWriter::Separate() {
   if (after_key_) {
@@ -19,7 +47,7 @@ void JsonWriter::Separate() {
 JsonWriter& JsonWriter::Key(std::string_view key) {
   Separate();
   out_.push_back('"');
-  logging::AppendJsonEscaped(&out_, key);
+  AppendJsonEscaped(&out_, key);
   out_.append("\":");
   after_key_ = true;
   return *this;
@@ -28,7 +56,7 @@ JsonWriter& JsonWriter::Key(std::string_view key) {
 JsonWriter& JsonWriter::String(std::string_view value) {
   Separate();
   out_.push_back('"');
-  logging::AppendJsonEscaped(&out_, value);
+  AppendJsonEscaped(&out_, value);
   out_.push_back('"');
   return *this;
 }
@@ -66,4 +94,4 @@ JsonWriter& JsonWriter::Null() {
   return *this;
 }
 
-}  // namespace sluice::proxy
+}  // namespace sluice::common

@@ -4,10 +4,14 @@
 #include <string>
 #include <string_view>
 
-namespace sluice::proxy {
+namespace sluice::common {
 
-// Builds a compact JSON document in one string: the admin API's answers are small and
-// flat, and a writer keeps commas and escaping in one place.
+// Appends `s` as the inside of a JSON string: quotes, backslashes and control characters
+// escaped; other bytes as they are (the input must be UTF-8).
+void AppendJsonEscaped(std::string* out, std::string_view s);
+
+// Builds a compact JSON document in one string (the admin API's answers, the JSON log
+// lines' neighbours, SQS requests): a writer keeps commas and escaping in one place.
 class JsonWriter {
  public:
   JsonWriter& BeginObject() {
@@ -48,4 +52,4 @@ class JsonWriter {
   bool after_key_ = false;
 };
 
-}  // namespace sluice::proxy
+}  // namespace sluice::common
