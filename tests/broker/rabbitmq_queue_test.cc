@@ -290,7 +290,10 @@ TEST_F(RabbitMqQueueTest, UnfinishedMessagesAreRedeliveredAfterReopen) {
   }
   auto q = OpenQueue({{"a", 8}});
   auto t = OpenTarget(*q, "a");
-  EXPECT_EQ(t->queued_at_open(), 5u);
+  // The depth is the broker's count at the declare: the five come back to the queue
+  // when the old consumer's channel closes, which the broker may finish after the
+  // declare (seen under ASan). It never counts more than there are.
+  EXPECT_LE(t->queued_at_open(), 5u);
   std::vector<std::unique_ptr<QueuedMessage>> again;
   ASSERT_TRUE(Take(*q, *t, &again, [&] { return again.size() >= 5; }));
   std::set<Uuid> redelivered;
