@@ -28,7 +28,8 @@
 //
 // Known bugs, reported and not fixed yet (reproducers in crashes/recovery/): an older
 // segment that recovery seals short of the next segment's first_seq is found unsealed
-// again at every start; a footer record inside a dead-letter file is not cut off. With
+// again at every start; an unsealed older segment may be cut one record short; a footer
+// record inside a dead-letter file is not cut off. With
 // SLUICE_FUZZ_SKIP_KNOWN=1 in the environment those two checks are skipped, to fuzz past
 // them; CI leaves it unset.
 
@@ -611,14 +612,20 @@ void RunOne(uint8_t options, uint8_t k_byte, std::string body) {
         CheckSummary(*log, 0, FooterAtEnd(seg)->targets, "an older sealed segment");
       } else {
         Check(report.unsealed_segments == 1, "an unsealed older segment was not counted");
-        const uint64_t want = view.end + FooterSize(seg1_counts);
-        Check(seg1_size == want,
-              "an unsealed older segment was not cut after its last record in sequence and "
-              "sealed (size " +
-                  std::to_string(seg1_size.value_or(0)) + ", expected " + std::to_string(want) +
-                  ")");
-        CheckSealedWithCounts(seg1, seg1_counts, "an older segment recovery sealed");
-        CheckSummary(*log, 0, seg1_counts, "an older segment recovery sealed");
+        // Known bug, open (docs/known-issues.md; reproducer in crashes/recovery/
+        // unsealed-older-cut-short): recovery can cut an unsealed older segment one record
+        // short of where this reference says its records end. Skipped with the others.
+        static const bool skip_known = std::getenv("SLUICE_FUZZ_SKIP_KNOWN") != nullptr;
+        if (!skip_known) {
+          const uint64_t want = view.end + FooterSize(seg1_counts);
+          Check(seg1_size == want,
+                "an unsealed older segment was not cut after its last record in sequence and "
+                "sealed (size " +
+                    std::to_string(seg1_size.value_or(0)) + ", expected " + std::to_string(want) +
+                    ")");
+          CheckSealedWithCounts(seg1, seg1_counts, "an older segment recovery sealed");
+          CheckSummary(*log, 0, seg1_counts, "an older segment recovery sealed");
+        }
       }
     } else if (view.records.empty()) {
       Check(report.next_seq == 1 && report.segments == 0 && report.removed_segments == 1,
