@@ -99,6 +99,9 @@ struct Concurrency {
   uint32_t limit = 4;  // static limit (adaptive: the starting limit, = max)
   uint32_t min = 1;    // adaptive bounds
   uint32_t max = 64;
+  // The most deliveries the target may ever have in flight at once (a broker consumer's
+  // prefetch, an SQS receive width).
+  uint32_t most_in_flight() const { return adaptive ? max : limit; }
 };
 
 enum class Ordering { kNone, kFifo };

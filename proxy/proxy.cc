@@ -297,8 +297,7 @@ void Proxy::ApplyTargets(const config::Config& next) {
       continue;
     }
     std::unique_ptr<buffer::TargetQueue> source;
-    queue_->SetTargetConcurrency(t.name,
-                                 t.concurrency.adaptive ? t.concurrency.max : t.concurrency.limit);
+    queue_->SetTargetConcurrency(t.name, t.concurrency.most_in_flight());
     Status s = queue_->OpenTarget(t.name, /*added=*/true, &source);
     if (!s.ok()) {
       logging::Error("cannot add target", {{"target", t.name}, {"error", s.ToString()}});

@@ -57,8 +57,7 @@ common::Status OpenDiskQueue(const config::Config& config, const buffer::QueueEv
 
 // What a consumer may hold unacknowledged: as many as the target may have in flight.
 uint16_t PrefetchOf(const config::Target& t) {
-  uint32_t limit = t.concurrency.adaptive ? t.concurrency.max : t.concurrency.limit;
-  return static_cast<uint16_t>(std::clamp<uint32_t>(limit, 1, 65535));
+  return static_cast<uint16_t>(std::clamp<uint32_t>(t.concurrency.most_in_flight(), 1, 65535));
 }
 
 common::Status OpenRabbitMqQueue(const config::Config& config, const buffer::QueueEvents& events,
