@@ -21,7 +21,9 @@ Log::Log(LogOptions options)
       max_bytes_(options_.max_bytes),
       fsync_(options_.fsync),
       fsync_interval_(options_.fsync_interval),
-      segment_bytes_(options_.segment_bytes) {}
+      segment_bytes_(options_.segment_bytes) {
+  preparer_ = std::make_unique<SegmentPreparer>(fs_, SegDir() + "/" + kSpareSegmentName);
+}
 
 void Log::Reconfigure(uint64_t max_bytes, uint64_t segment_bytes, FsyncPolicy fsync,
                       common::Duration fsync_interval) {
@@ -89,6 +91,10 @@ Status Log::Recover(RecoveryReport* report) {
   for (const auto& name : names) {
     if (auto seq = ParseSegmentFileName(name)) {
       segments_.push_back(Segment{*seq, SegDir() + "/" + name, 0});
+    } else if (name == kSpareSegmentName) {
+      // Zeros only (SegmentPreparer), maybe not all of them: prepared anew when needed.
+      s = fs_.Unlink(SegDir() + "/" + name);
+      if (!s.ok()) return s;
     } else {
       // Not ours to keep: nothing but segments is ever written here.
       s = fs_.Unlink(SegDir() + "/" + name);
@@ -392,6 +398,7 @@ void Log::Close() {
   if (writer_.joinable()) writer_.join();
   if (active_fd_ >= 0) SealActive();
   StopSyncers();
+  preparer_->Stop();  // removes a spare not used
   // Callbacks may still move cursors (a dead letter just stored): sync once more, here,
   // now that the writer thread is gone.
   RunCompletions();
@@ -575,6 +582,7 @@ void Log::WriteBatch(std::vector<Pending>* batch) {
     }
     next_seq_ += i - run_start;
     active_offset_ += run_bytes;
+    preparer_->Pace(active_offset_, active_capacity_);
     bytes_.fetch_add(run_bytes, std::memory_order_relaxed);
     // After bytes_ grew, so Append never sees room that is not there.
     pending_bytes_ -= run_bytes;
@@ -620,9 +628,10 @@ void Log::QueueCompletions(std::vector<Completion>* done) {
   for (auto& c : *done) completed_.push_back(std::move(c));
 }
 
-// Seals the active segment and starts seg/<next_seq>.log: fallocated, header written and
-// synced, and the directory synced before any record in it can be acknowledged, so a
-// crash can never leave an acknowledged record in a file the directory does not list.
+// Seals the active segment and starts seg/<next_seq>.log: the zero-filled spare renamed
+// (else a new file), fallocated to its capacity, header written and synced, and the
+// directory synced before any record in it can be acknowledged, so a crash can never
+// leave an acknowledged record in a file the directory does not list.
 Status Log::RollSegment(size_t first_record_bytes) {
   if (active_fd_ >= 0) {
     SealActive();
@@ -632,11 +641,15 @@ Status Log::RollSegment(size_t first_record_bytes) {
   }
   uint64_t capacity = std::max<uint64_t>(segment_bytes_, kSegmentHeaderSize + first_record_bytes);
   std::string path = SegDir() + "/" + SegmentFileName(next_seq_);
+  // A spare holds zeros only, which readers and recovery take for the end of the log.
+  uint64_t zeroed = 0;
+  bool spare = preparer_->Take(&zeroed) && fs_.Rename(preparer_->path(), path).ok();
   int fd = -1;
-  Status s = fs_.Open(path, O_RDWR | O_CREAT | O_EXCL, &fd);
+  Status s = fs_.Open(path, spare ? O_RDWR : O_RDWR | O_CREAT | O_EXCL, &fd);
   if (!s.ok()) return s;
   char header[kSegmentHeaderSize];
   EncodeSegmentHeader(next_seq_, header);
+  // For a spare: allocates what it lacks (a partly zeroed one, a larger segment_bytes).
   s = fs_.Fallocate(fd, capacity, path);
   if (s.ok()) s = fs_.PwriteAll(fd, {{header, sizeof(header)}}, 0);
   bool sync = fsync_ != FsyncPolicy::kNever;
@@ -660,6 +673,11 @@ Status Log::RollSegment(size_t first_record_bytes) {
     segments_.push_back(Segment{next_seq_, path, kSegmentHeaderSize});
   }
   bytes_.fetch_add(kSegmentHeaderSize, std::memory_order_relaxed);
+  // The next one, while there is room for it beside this one under max_bytes.
+  if (options_.prepare_segments && fsync_ == FsyncPolicy::kBatch &&
+      bytes_.load(std::memory_order_relaxed) + 2 * segment_bytes_ <= max_bytes_.load()) {
+    preparer_->Start(segment_bytes_);
+  }
   return Status::OK();
 }
 

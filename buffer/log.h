@@ -19,6 +19,7 @@
 #include "buffer/fsync_policy.h"
 #include "buffer/idempotency.h"
 #include "buffer/segment_footer.h"
+#include "buffer/segment_preparer.h"
 #include "common/clock.h"
 #include "common/status.h"
 
@@ -42,6 +43,11 @@ struct LogOptions {
   // Below it, they wait for the sync in flight to end and the next covers them all: at
   // a moderate rate, overlapping syncs would sync each record on its own, for nothing.
   uint64_t overlap_min_records = 8;
+  // FsyncPolicy::kBatch: zero-fill the next segment while the active one fills, so that
+  // the flushes acknowledgements wait for carry no block allocation
+  // (segment_preparer.h). Costs a second write of each segment, and one more
+  // segment_bytes on disk; done only while the log has room for two more segments.
+  bool prepare_segments = true;
   // Appends wait on the owner thread until Submit(), which hands them all to the writer
   // under one lock with one wake-up. The proxy submits once per loop iteration (before
   // the loop polls), instead of taking the lock and maybe waking the writer per request.
@@ -150,6 +156,8 @@ class Log {
   // (the start of the second segment), the oldest segment goes.
   uint64_t NextReclaimSeq() const;
   common::Status fatal_error() const;
+  // Rolls that renamed a zero-filled spare instead of fallocating a new file.
+  uint64_t prepared_segments_used() const { return preparer_->taken(); }
   const std::string& dir() const { return options_.dir; }
   FileSystem& fs() const { return fs_; }
 
@@ -270,6 +278,7 @@ class Log {
 
   const LogOptions options_;
   FileSystem& fs_;
+  std::unique_ptr<SegmentPreparer> preparer_;  // used by the writer thread (and Close)
   std::atomic<uint64_t> max_bytes_;
   struct Tunables {
     uint64_t segment_bytes;
