@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "buffer/message.h"
@@ -159,6 +160,68 @@ TEST_F(LogFooterTest, RecoverySealsAnOlderUnsealedSegmentWithCounts) {
   ASSERT_NO_FATAL_FAILURE(ExpectSummariesMatchFiles());
   Close();
   ASSERT_NO_FATAL_FAILURE(ExpectCountedFooters(options_.dir));
+}
+
+// An older segment whose footer matches its records but is not the file's end: a crash
+// between a roll's footer fdatasync and the cut after it (the cut is not synced) leaves
+// the fallocated zeros behind the footer, and damage may leave anything there. The
+// writer never puts a record after a footer (the next one starts the next segment), so
+// nothing there was acknowledged. Recovery cuts the file right after that footer, as
+// written, and does not seal the segment a second time. The recovery fuzzer's reproducer
+// unsealed-older-cut-short is this layout: three messages, their footer, stale bytes.
+TEST_F(LogFooterTest, RecoveryCutsAnOlderSegmentRightAfterItsFooter) {
+  ASSERT_TRUE(Open());
+  ASSERT_NO_FATAL_FAILURE(WriteMessages(1, 3));
+  Close();  // seals segment 1 with a footer for [1, 4)
+  ASSERT_TRUE(Open());
+  ASSERT_NO_FATAL_FAILURE(WriteMessages(4, 4));  // the first record of segment 4
+  // A copy taken while the log is open: segment 4 unsealed, as after a crash.
+  const std::string pristine = scratch_.path() + "/crashed";
+  test::CopyTree(options_.dir, pristine);
+  Close();
+  const std::string sealed = test::ReadFile(pristine + "/seg/" + SegmentFileName(1));
+  ASSERT_TRUE(ReadSegmentFile(pristine + "/seg/" + SegmentFileName(1)).footer.has_value());
+  ASSERT_LT(sealed.size(), options_.segment_bytes);
+
+  // Whole and valid, but out of sequence: the segment's own first record.
+  const size_t first_record = RecordSize(PayloadOf(1).size());
+  const std::vector<std::pair<const char*, std::string>> after_footer = {
+      {"fallocated zeros", std::string(options_.segment_bytes - sealed.size(), '\0')},
+      {"stale bytes of its records, unaligned", sealed.substr(kSegmentHeaderSize + 13, 155)},
+      {"a copy of its first record", sealed.substr(kSegmentHeaderSize, first_record)},
+  };
+  std::vector<test::ReadRecord> expected;
+  for (uint64_t n = 1; n <= 4; ++n) expected.push_back({n, PayloadOf(n)});
+  for (const auto& [name, bytes] : after_footer) {
+    SCOPED_TRACE(name);
+    options_.dir = scratch_.path() + "/work";
+    test::RemoveTree(options_.dir);
+    test::CopyTree(pristine, options_.dir);
+    const std::string seg1 = SegmentPath(1);
+    test::OverwriteAt(seg1, sealed.size(), bytes);
+
+    RecoveryReport report;
+    ASSERT_TRUE(Open(&report));
+    EXPECT_EQ(report.unsealed_segments, 1u) << "its footer is not at the file's end";
+    EXPECT_EQ(report.next_seq, 5u);
+    EXPECT_EQ(test::FileSize(seg1), sealed.size())
+        << "not cut right after its footer (" << sealed.size() << " bytes)";
+    EXPECT_TRUE(test::ReadFile(seg1) == sealed) << "its records or footer were rewritten";
+    uint64_t skipped = 0;
+    EXPECT_EQ(ReadAll(1, &skipped), expected);
+    EXPECT_EQ(skipped, 0u);
+    ASSERT_NO_FATAL_FAILURE(ExpectSummariesMatchFiles());
+
+    // Sealed at its place now: the next start leaves it alone.
+    RecoveryReport again;
+    ASSERT_TRUE(Reopen(&again));
+    EXPECT_EQ(again.unsealed_segments, 0u);
+    EXPECT_EQ(again.truncated_bytes, 0u);
+    EXPECT_EQ(test::FileSize(seg1), sealed.size());
+    EXPECT_EQ(ReadAll(1), expected);
+    Close();
+    ASSERT_NO_FATAL_FAILURE(ExpectCountedFooters(options_.dir));
+  }
 }
 
 // Segments sealed by a release before per-target counts: still sealed, not rewritten,

@@ -11,8 +11,10 @@
 //                  log writable at the right sequence.
 //   kOlder         the fuzzed segment is not the tail: a valid segment starting at
 //                  K = 2 + byte1 % 32, one record and no footer (a crash), follows it.
-//                  The fuzzed one is then an older segment: kept if its footer matches
-//                  its place, otherwise cut after its last record in sequence and sealed.
+//                  The fuzzed one is then an older segment: kept if it ends with a footer
+//                  that matches its place; else cut after a footer matching its records
+//                  when one follows them, otherwise after its last record in sequence and
+//                  sealed.
 //   kDeadLetters   the body is also written as dead/t.log, the dead-letter file.
 //   kRawHeader     the body's first 32 bytes replace the segment header.
 //   kIdempotency   the body is also written as an idempotency/ keys file.
@@ -28,8 +30,7 @@
 //
 // Known bugs, reported and not fixed yet (reproducers in crashes/recovery/): an older
 // segment that recovery seals short of the next segment's first_seq is found unsealed
-// again at every start; an unsealed older segment may be cut one record short; a footer
-// record inside a dead-letter file is not cut off. With
+// again at every start; a footer record inside a dead-letter file is not cut off. With
 // SLUICE_FUZZ_SKIP_KNOWN=1 in the environment those two checks are skipped, to fuzz past
 // them; CI leaves it unset.
 
@@ -612,20 +613,25 @@ void RunOne(uint8_t options, uint8_t k_byte, std::string body) {
         CheckSummary(*log, 0, FooterAtEnd(seg)->targets, "an older sealed segment");
       } else {
         Check(report.unsealed_segments == 1, "an unsealed older segment was not counted");
-        // Known bug, open (docs/known-issues.md; reproducer in crashes/recovery/
-        // unsealed-older-cut-short): recovery can cut an unsealed older segment one record
-        // short of where this reference says its records end. Skipped with the others.
-        static const bool skip_known = std::getenv("SLUICE_FUZZ_SKIP_KNOWN") != nullptr;
-        if (!skip_known) {
-          const uint64_t want = view.end + FooterSize(seg1_counts);
-          Check(seg1_size == want,
-                "an unsealed older segment was not cut after its last record in sequence and "
-                "sealed (size " +
-                    std::to_string(seg1_size.value_or(0)) + ", expected " + std::to_string(want) +
-                    ")");
+        // A footer that matches its records but is not the file's end (what follows it: a
+        // crash between the footer's sync and the cut, or damage) seals the segment where
+        // it stands: view.end is already past it, and the file is cut there. Otherwise
+        // the file is cut after its last record in sequence and a footer written there.
+        const uint64_t want = view.sealed ? view.end : view.end + FooterSize(seg1_counts);
+        Check(seg1_size == want,
+              "an unsealed older segment was not cut after its last record in sequence (or "
+              "the footer that follows it) and sealed (size " +
+                  std::to_string(seg1_size.value_or(0)) + ", expected " + std::to_string(want) +
+                  ")");
+        if (view.sealed) {
+          auto f = FooterAtEnd(ReadWhole(seg1));
+          Check(f && f->first == 1 && f->end == view.end_seq,
+                "an older segment cut after its footer does not end with that footer");
+        } else {
           CheckSealedWithCounts(seg1, seg1_counts, "an older segment recovery sealed");
-          CheckSummary(*log, 0, seg1_counts, "an older segment recovery sealed");
         }
+        // Scanned at recovery: counted from its records, whatever its footer says.
+        CheckSummary(*log, 0, seg1_counts, "an older segment recovery sealed");
       }
     } else if (view.records.empty()) {
       Check(report.next_seq == 1 && report.segments == 0 && report.removed_segments == 1,

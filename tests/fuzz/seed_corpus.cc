@@ -172,6 +172,12 @@ void RecoverySeeds(const fs::path& dir) {
   Write(dir, "older-sealed-append", seed(kOlder | kAppend, 0, body(1, 1) + Footer(1, 2)));
   Write(dir, "older-sealed-damaged-inside",
         seed(kOlder, 2, flipped.substr(0, flipped.size()) + Footer(1, 4)));
+  // Its footer is not the file's end: a crash between the footer's sync and the cut after
+  // it (the fallocated zeros stay), or junk. Cut right after that footer, not sealed again.
+  Write(dir, "older-sealed-then-zeros",
+        seed(kOlder, 2, body(1, 3) + Footer(1, 4, SampleCounts(1, 4)) + std::string(256, '\0')));
+  Write(dir, "older-sealed-then-junk",
+        seed(kOlder, 2, body(1, 3) + Footer(1, 4, SampleCounts(1, 4)) + std::string(24, 'x')));
   std::string letters = Record(5, DeadLetterPayload(5)) + Record(9, DeadLetterPayload(9)) +
                         Record(11, "not a letter");
   Write(dir, "dead-letters", seed(kDeadLetters, 0, letters));
