@@ -167,7 +167,8 @@ admin: {listen: 127.0.0.1:$admin_port}
 buffer:
   dir: $work/buf
   fsync: $3
-  max_bytes: 8GiB
+  max_bytes: 8GiB${SEGMENT_BYTES:+
+  segment_bytes: $SEGMENT_BYTES}
 limits:
   max_connections: 10000
 shutdown_timeout: 2s

@@ -38,12 +38,6 @@ class FileSystem {
   virtual Status MakeDirs(const std::string& dir) = 0;
   virtual Status ListDir(const std::string& dir, std::vector<std::string>* names) = 0;
   virtual Status Unlink(const std::string& path) = 0;
-  // Writes `len` zero bytes at `offset`, so that the range's blocks are allocated and
-  // written: a later overwrite then needs no extent conversion in the journal when it
-  // is synced, unlike a fallocated range. Bypasses the page cache where it can (POSIX:
-  // O_DIRECT for an aligned range). Not pure: the default is PwriteAll of zeros, so
-  // fault-injecting file systems see ordinary writes.
-  virtual Status WriteZeros(int fd, uint64_t offset, uint64_t len);
   // Atomically replaces `to` (rename(2)). Not pure, so fault-injecting file systems
   // that do not model renames still work; the default renames for real.
   virtual Status Rename(const std::string& from, const std::string& to);

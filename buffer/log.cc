@@ -21,9 +21,7 @@ Log::Log(LogOptions options)
       max_bytes_(options_.max_bytes),
       fsync_(options_.fsync),
       fsync_interval_(options_.fsync_interval),
-      segment_bytes_(options_.segment_bytes) {
-  preparer_ = std::make_unique<SegmentPreparer>(fs_, SegDir() + "/" + kSpareSegmentName);
-}
+      segment_bytes_(options_.segment_bytes) {}
 
 void Log::Reconfigure(uint64_t max_bytes, uint64_t segment_bytes, FsyncPolicy fsync,
                       common::Duration fsync_interval) {
@@ -92,7 +90,8 @@ Status Log::Recover(RecoveryReport* report) {
     if (auto seq = ParseSegmentFileName(name)) {
       segments_.push_back(Segment{*seq, SegDir() + "/" + name, 0});
     } else if (name == kSpareSegmentName) {
-      // Zeros only (SegmentPreparer), maybe not all of them: prepared anew when needed.
+      // A reclaimed segment kept for recycling: not reused across a restart, where
+      // nothing proves its records older than the log's (a seg/ emptied by hand).
       s = fs_.Unlink(SegDir() + "/" + name);
       if (!s.ok()) return s;
     } else {
@@ -398,7 +397,6 @@ void Log::Close() {
   if (writer_.joinable()) writer_.join();
   if (active_fd_ >= 0) SealActive();
   StopSyncers();
-  preparer_->Stop();  // removes a spare not used
   // Callbacks may still move cursors (a dead letter just stored): sync once more, here,
   // now that the writer thread is gone.
   RunCompletions();
@@ -582,7 +580,6 @@ void Log::WriteBatch(std::vector<Pending>* batch) {
     }
     next_seq_ += i - run_start;
     active_offset_ += run_bytes;
-    preparer_->Pace(active_offset_, active_capacity_);
     bytes_.fetch_add(run_bytes, std::memory_order_relaxed);
     // After bytes_ grew, so Append never sees room that is not there.
     pending_bytes_ -= run_bytes;
@@ -628,7 +625,7 @@ void Log::QueueCompletions(std::vector<Completion>* done) {
   for (auto& c : *done) completed_.push_back(std::move(c));
 }
 
-// Seals the active segment and starts seg/<next_seq>.log: the zero-filled spare renamed
+// Seals the active segment and starts seg/<next_seq>.log: a reclaimed segment renamed
 // (else a new file), fallocated to its capacity, header written and synced, and the
 // directory synced before any record in it can be acknowledged, so a crash can never
 // leave an acknowledged record in a file the directory does not list.
@@ -641,15 +638,15 @@ Status Log::RollSegment(size_t first_record_bytes) {
   }
   uint64_t capacity = std::max<uint64_t>(segment_bytes_, kSegmentHeaderSize + first_record_bytes);
   std::string path = SegDir() + "/" + SegmentFileName(next_seq_);
-  // A spare holds zeros only, which readers and recovery take for the end of the log.
-  uint64_t zeroed = 0;
-  bool spare = preparer_->Take(&zeroed) && fs_.Rename(preparer_->path(), path).ok();
+  // Its old records all precede next_seq_: a scan stops at the first of them.
+  bool spare = have_spare_ && fs_.Rename(SegDir() + "/" + kSpareSegmentName, path).ok();
+  have_spare_ = false;
   int fd = -1;
   Status s = fs_.Open(path, spare ? O_RDWR : O_RDWR | O_CREAT | O_EXCL, &fd);
   if (!s.ok()) return s;
   char header[kSegmentHeaderSize];
   EncodeSegmentHeader(next_seq_, header);
-  // For a spare: allocates what it lacks (a partly zeroed one, a larger segment_bytes).
+  // A recycled file lacks the part past its old footer (and more if segment_bytes grew).
   s = fs_.Fallocate(fd, capacity, path);
   if (s.ok()) s = fs_.PwriteAll(fd, {{header, sizeof(header)}}, 0);
   bool sync = fsync_ != FsyncPolicy::kNever;
@@ -673,11 +670,7 @@ Status Log::RollSegment(size_t first_record_bytes) {
     segments_.push_back(Segment{next_seq_, path, kSegmentHeaderSize});
   }
   bytes_.fetch_add(kSegmentHeaderSize, std::memory_order_relaxed);
-  // The next one, while there is room for it beside this one under max_bytes.
-  if (options_.prepare_segments && fsync_ == FsyncPolicy::kBatch &&
-      bytes_.load(std::memory_order_relaxed) + 2 * segment_bytes_ <= max_bytes_.load()) {
-    preparer_->Start(segment_bytes_);
-  }
+  if (spare) recycled_.fetch_add(1, std::memory_order_relaxed);
   return Status::OK();
 }
 
@@ -758,6 +751,14 @@ void Log::SyncCursorsAndReclaim() {
   }
   if (doomed.empty()) return;
   bytes_.fetch_sub(freed, std::memory_order_relaxed);
+  // The newest one let go becomes the spare the next roll renames (the most likely to
+  // be still in the page cache: a write into part of a page that is not must read it
+  // first). It keeps one segment of disk that max_bytes does not count.
+  if (options_.recycle_segments && !have_spare_ &&
+      fs_.Rename(doomed.back(), SegDir() + "/" + kSpareSegmentName).ok()) {
+    have_spare_ = true;
+    doomed.pop_back();
+  }
   for (const auto& path : doomed) (void)fs_.Unlink(path);
   (void)fs_.SyncDir(SegDir());
 }

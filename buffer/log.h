@@ -19,7 +19,6 @@
 #include "buffer/fsync_policy.h"
 #include "buffer/idempotency.h"
 #include "buffer/segment_footer.h"
-#include "buffer/segment_preparer.h"
 #include "common/clock.h"
 #include "common/status.h"
 
@@ -43,11 +42,13 @@ struct LogOptions {
   // Below it, they wait for the sync in flight to end and the next covers them all: at
   // a moderate rate, overlapping syncs would sync each record on its own, for nothing.
   uint64_t overlap_min_records = 8;
-  // FsyncPolicy::kBatch: zero-fill the next segment while the active one fills, so that
-  // the flushes acknowledgements wait for carry no block allocation
-  // (segment_preparer.h). Costs a second write of each segment, and one more
-  // segment_bytes on disk; done only while the log has room for two more segments.
-  bool prepare_segments = true;
+  // Keep the newest segment that reclaim lets go as seg/next.spare, and start the next
+  // segment by renaming it rather than fallocating a new file: its blocks are allocated
+  // and written, so the flushes that acknowledge records in it carry no extent
+  // conversion in the journal (ext4 on the reference VM: 0.15 ms and 55 us of CPU per
+  // fdatasync instead of 0.22 ms and 85 us). The old records left in it are never read:
+  // every scan stops at the first record out of sequence (theirs are older).
+  bool recycle_segments = true;
   // Appends wait on the owner thread until Submit(), which hands them all to the writer
   // under one lock with one wake-up. The proxy submits once per loop iteration (before
   // the loop polls), instead of taking the lock and maybe waking the writer per request.
@@ -156,8 +157,8 @@ class Log {
   // (the start of the second segment), the oldest segment goes.
   uint64_t NextReclaimSeq() const;
   common::Status fatal_error() const;
-  // Rolls that renamed a zero-filled spare instead of fallocating a new file.
-  uint64_t prepared_segments_used() const { return preparer_->taken(); }
+  // Rolls that renamed a reclaimed segment instead of fallocating a new file.
+  uint64_t recycled_segments() const { return recycled_.load(std::memory_order_relaxed); }
   const std::string& dir() const { return options_.dir; }
   FileSystem& fs() const { return fs_; }
 
@@ -278,7 +279,6 @@ class Log {
 
   const LogOptions options_;
   FileSystem& fs_;
-  std::unique_ptr<SegmentPreparer> preparer_;  // used by the writer thread (and Close)
   std::atomic<uint64_t> max_bytes_;
   struct Tunables {
     uint64_t segment_bytes;
@@ -314,7 +314,9 @@ class Log {
   uint64_t active_offset_ = 0;
   uint64_t active_capacity_ = 0;
   uint64_t next_seq_ = 1;
-  SegmentTally tally_;  // the active segment's records, for its footer
+  SegmentTally tally_;       // the active segment's records, for its footer
+  bool have_spare_ = false;  // seg/next.spare holds a reclaimed segment to recycle
+  std::atomic<uint64_t> recycled_{0};
   bool unsynced_writes_ = false;
   common::Duration last_data_sync_{0};
   common::Duration last_cursor_sync_{0};

@@ -7,16 +7,11 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
-#include <cstdlib>
-#include <cstring>
 
 #include "buffer/file_system.h"
 
 namespace sluice::buffer {
 namespace {
-
-constexpr size_t kDirectAlign = 4096;    // O_DIRECT offsets, lengths and buffers
-constexpr size_t kZeroBlock = 1u << 20;  // zeros per write
 
 class PosixFileSystem final : public FileSystem {
  public:
@@ -85,25 +80,6 @@ class PosixFileSystem final : public FileSystem {
     int err = ::posix_fallocate(fd, 0, static_cast<off_t>(size));
     if (err != 0) return Status::FromErrno("fallocate " + path, err);
     return Status::OK();
-  }
-
-  // O_DIRECT for what is aligned: zeros that go through the page cache cost a copy
-  // each and evict pages readers want. Only the caller's own descriptor is switched,
-  // and switched back. File systems without O_DIRECT (tmpfs) take the default.
-  Status WriteZeros(int fd, uint64_t offset, uint64_t len) override {
-    const int flags = ::fcntl(fd, F_GETFL);
-    const bool aligned = offset % kDirectAlign == 0 && len % kDirectAlign == 0;
-    if (flags < 0 || !aligned || ::fcntl(fd, F_SETFL, flags | O_DIRECT) != 0) {
-      return FileSystem::WriteZeros(fd, offset, len);
-    }
-    Status s = FileSystem::WriteZeros(fd, offset, len);
-    if (s.errno_value() == EINVAL) {
-      // Refused at write time (EINVAL): the file system takes O_DIRECT only in name.
-      (void)::fcntl(fd, F_SETFL, flags);
-      return FileSystem::WriteZeros(fd, offset, len);
-    }
-    if (::fcntl(fd, F_SETFL, flags) != 0 && s.ok()) s = Status::FromErrno("fcntl", errno);
-    return s;
   }
 
   Status Truncate(int fd, uint64_t size, const std::string& path) override {
@@ -179,23 +155,6 @@ class PosixFileSystem final : public FileSystem {
 };
 
 }  // namespace
-
-Status FileSystem::WriteZeros(int fd, uint64_t offset, uint64_t len) {
-  // One aligned zero block for every caller: O_DIRECT needs an aligned buffer.
-  static const void* const zeros = [] {
-    void* p = std::aligned_alloc(kDirectAlign, kZeroBlock);
-    std::memset(p, 0, kZeroBlock);
-    return p;
-  }();
-  while (len > 0) {
-    const size_t n = static_cast<size_t>(std::min<uint64_t>(len, kZeroBlock));
-    Status s = PwriteAll(fd, {{const_cast<void*>(zeros), n}}, offset);
-    if (!s.ok()) return s;
-    offset += n;
-    len -= n;
-  }
-  return Status::OK();
-}
 
 Status FileSystem::Rename(const std::string& from, const std::string& to) {
   if (::rename(from.c_str(), to.c_str()) != 0) return Status::FromErrno("rename " + from, errno);

@@ -39,10 +39,6 @@ class CountingFileSystem final : public FileSystem {
   Status Truncate(int fd, uint64_t size, const std::string& path) override {
     return base_.Truncate(fd, size, path);
   }
-  // Not recorded as a write: zeros are no record (SegmentPreparer).
-  Status WriteZeros(int fd, uint64_t offset, uint64_t len) override {
-    return base_.WriteZeros(fd, offset, len);
-  }
   Status FileSize(int fd, uint64_t* size) override { return base_.FileSize(fd, size); }
   Status SyncDir(const std::string& dir) override { return base_.SyncDir(dir); }
   Status MakeDirs(const std::string& dir) override { return base_.MakeDirs(dir); }
