@@ -89,11 +89,6 @@ Status Log::Recover(RecoveryReport* report) {
   for (const auto& name : names) {
     if (auto seq = ParseSegmentFileName(name)) {
       segments_.push_back(Segment{*seq, SegDir() + "/" + name, 0});
-    } else if (name == kSpareSegmentName) {
-      // A reclaimed segment kept for recycling: not reused across a restart, where
-      // nothing proves its records older than the log's (a seg/ emptied by hand).
-      s = fs_.Unlink(SegDir() + "/" + name);
-      if (!s.ok()) return s;
     } else {
       // Not ours to keep: nothing but segments is ever written here.
       s = fs_.Unlink(SegDir() + "/" + name);
@@ -625,10 +620,9 @@ void Log::QueueCompletions(std::vector<Completion>* done) {
   for (auto& c : *done) completed_.push_back(std::move(c));
 }
 
-// Seals the active segment and starts seg/<next_seq>.log: a reclaimed segment renamed
-// (else a new file), fallocated to its capacity, header written and synced, and the
-// directory synced before any record in it can be acknowledged, so a crash can never
-// leave an acknowledged record in a file the directory does not list.
+// Seals the active segment and starts seg/<next_seq>.log: fallocated, header written and
+// synced, and the directory synced before any record in it can be acknowledged, so a
+// crash can never leave an acknowledged record in a file the directory does not list.
 Status Log::RollSegment(size_t first_record_bytes) {
   if (active_fd_ >= 0) {
     SealActive();
@@ -638,15 +632,11 @@ Status Log::RollSegment(size_t first_record_bytes) {
   }
   uint64_t capacity = std::max<uint64_t>(segment_bytes_, kSegmentHeaderSize + first_record_bytes);
   std::string path = SegDir() + "/" + SegmentFileName(next_seq_);
-  // Its old records all precede next_seq_: a scan stops at the first of them.
-  bool spare = have_spare_ && fs_.Rename(SegDir() + "/" + kSpareSegmentName, path).ok();
-  have_spare_ = false;
   int fd = -1;
-  Status s = fs_.Open(path, spare ? O_RDWR : O_RDWR | O_CREAT | O_EXCL, &fd);
+  Status s = fs_.Open(path, O_RDWR | O_CREAT | O_EXCL, &fd);
   if (!s.ok()) return s;
   char header[kSegmentHeaderSize];
   EncodeSegmentHeader(next_seq_, header);
-  // A recycled file lacks the part past its old footer (and more if segment_bytes grew).
   s = fs_.Fallocate(fd, capacity, path);
   if (s.ok()) s = fs_.PwriteAll(fd, {{header, sizeof(header)}}, 0);
   bool sync = fsync_ != FsyncPolicy::kNever;
@@ -670,7 +660,6 @@ Status Log::RollSegment(size_t first_record_bytes) {
     segments_.push_back(Segment{next_seq_, path, kSegmentHeaderSize});
   }
   bytes_.fetch_add(kSegmentHeaderSize, std::memory_order_relaxed);
-  if (spare) recycled_.fetch_add(1, std::memory_order_relaxed);
   return Status::OK();
 }
 
@@ -751,14 +740,6 @@ void Log::SyncCursorsAndReclaim() {
   }
   if (doomed.empty()) return;
   bytes_.fetch_sub(freed, std::memory_order_relaxed);
-  // The newest one let go becomes the spare the next roll renames (the most likely to
-  // be still in the page cache: a write into part of a page that is not must read it
-  // first). It keeps one segment of disk that max_bytes does not count.
-  if (options_.recycle_segments && !have_spare_ &&
-      fs_.Rename(doomed.back(), SegDir() + "/" + kSpareSegmentName).ok()) {
-    have_spare_ = true;
-    doomed.pop_back();
-  }
   for (const auto& path : doomed) (void)fs_.Unlink(path);
   (void)fs_.SyncDir(SegDir());
 }

@@ -42,13 +42,6 @@ struct LogOptions {
   // Below it, they wait for the sync in flight to end and the next covers them all: at
   // a moderate rate, overlapping syncs would sync each record on its own, for nothing.
   uint64_t overlap_min_records = 8;
-  // Keep the newest segment that reclaim lets go as seg/next.spare, and start the next
-  // segment by renaming it rather than fallocating a new file: its blocks are allocated
-  // and written, so the flushes that acknowledge records in it carry no extent
-  // conversion in the journal (ext4 on the reference VM: 0.15 ms and 55 us of CPU per
-  // fdatasync instead of 0.22 ms and 85 us). The old records left in it are never read:
-  // every scan stops at the first record out of sequence (theirs are older).
-  bool recycle_segments = true;
   // Appends wait on the owner thread until Submit(), which hands them all to the writer
   // under one lock with one wake-up. The proxy submits once per loop iteration (before
   // the loop polls), instead of taking the lock and maybe waking the writer per request.
@@ -157,8 +150,6 @@ class Log {
   // (the start of the second segment), the oldest segment goes.
   uint64_t NextReclaimSeq() const;
   common::Status fatal_error() const;
-  // Rolls that renamed a reclaimed segment instead of fallocating a new file.
-  uint64_t recycled_segments() const { return recycled_.load(std::memory_order_relaxed); }
   const std::string& dir() const { return options_.dir; }
   FileSystem& fs() const { return fs_; }
 
@@ -314,9 +305,7 @@ class Log {
   uint64_t active_offset_ = 0;
   uint64_t active_capacity_ = 0;
   uint64_t next_seq_ = 1;
-  SegmentTally tally_;       // the active segment's records, for its footer
-  bool have_spare_ = false;  // seg/next.spare holds a reclaimed segment to recycle
-  std::atomic<uint64_t> recycled_{0};
+  SegmentTally tally_;  // the active segment's records, for its footer
   bool unsynced_writes_ = false;
   common::Duration last_data_sync_{0};
   common::Duration last_cursor_sync_{0};

@@ -23,9 +23,6 @@ constexpr size_t kSegmentHeaderSize = 32;
 constexpr uint32_t kSegmentVersion = 1;
 
 std::string SegmentFileName(uint64_t first_seq);
-// A reclaimed segment that the next roll renames (LogOptions::recycle_segments): not a
-// segment name, so a scan never takes it for one.
-inline constexpr char kSpareSegmentName[] = "next.spare";
 std::optional<uint64_t> ParseSegmentFileName(std::string_view name);
 
 void EncodeSegmentHeader(uint64_t first_seq, char* out);

@@ -50,12 +50,10 @@ class DiskFaultTest : public test::LogFixture {
     return from;
   }
 
-  // Every file in seg/ is a segment the log lists, with a header that names it, or the
-  // reclaimed one the next roll recycles.
+  // Every file in seg/ is a segment the log lists, with a header that names it.
   void ExpectOnlyListedSegments() {
     for (const auto& entry : std::filesystem::directory_iterator(options_.dir + "/seg")) {
       const std::string name = entry.path().filename().string();
-      if (name == kSpareSegmentName) continue;
       auto seq = ParseSegmentFileName(name);
       ASSERT_TRUE(seq.has_value()) << "orphan file in seg/: " << name;
       const std::string content = test::ReadFile(entry.path().string());

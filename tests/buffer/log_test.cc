@@ -404,7 +404,7 @@ TEST_F(LogTest, SyncsCoverEverythingWrittenBeforeThem) {
 // (Before Close(), which seals the segment on the calling thread.)
 std::set<std::thread::id> SyncThreadsBesidesWriter(const test::CountingFileSystem& fs) {
   std::set<std::thread::id> writers, syncers;
-  for (const auto& c : fs.Calls(".log")) {  // segments, not the spare
+  for (const auto& c : fs.Calls("/seg/")) {
     (c.op == test::CountingFileSystem::Call::Op::kWrite ? writers : syncers).insert(c.thread);
   }
   EXPECT_EQ(writers.size(), 1u) << "one writer thread";

@@ -39,7 +39,6 @@ std::vector<std::string> MalformedSegments(const std::string& seg_dir, size_t* s
   *segments = 0;
   for (const auto& entry : std::filesystem::directory_iterator(seg_dir)) {
     std::string name = entry.path().filename().string();
-    if (name == buffer::kSpareSegmentName) continue;  // a reclaimed segment to recycle
     ++*segments;
     std::optional<uint64_t> first = buffer::ParseSegmentFileName(name);
     if (!first) {

@@ -18,14 +18,12 @@ bool IsFileWrite(const Syscall& c) {
 bool IsSync(const Syscall& c) {
   return (c.name == "fdatasync" || c.name == "fsync") && c.Succeeded();
 }
+bool IsSegment(const std::string& path) { return path.find("/seg/") != std::string::npos; }
+bool IsCursor(const std::string& path) { return path.find("/cursors/") != std::string::npos; }
+
 std::optional<uint64_t> SegmentFirstSeq(const std::string& path) {
   return buffer::ParseSegmentFileName(path.substr(path.rfind('/') + 1));
 }
-// A segment by its name: seg/ also holds the zero-filled spare, which is none.
-bool IsSegment(const std::string& path) {
-  return path.find("/seg/") != std::string::npos && SegmentFirstSeq(path).has_value();
-}
-bool IsCursor(const std::string& path) { return path.find("/cursors/") != std::string::npos; }
 
 // next_seq stored by a cursor slot write: {u64 generation, u64 next_seq, ...}, little-endian.
 std::optional<uint64_t> CursorValue(const Syscall& write) {
