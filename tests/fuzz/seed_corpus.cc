@@ -1,7 +1,7 @@
 // Writes the binary seed corpora of the fuzzers (records, segments, HTTP with its chunk
 // prefix) with the real encoders, so that the seeds are valid to begin with and the
 // fuzzer starts past the CRCs. Run once; the output is committed:
-//   fuzz_seed_corpus tests/fuzz/corpus   (also writes tests/fuzz/crashes/recovery/)
+//   fuzz_seed_corpus tests/fuzz/corpus
 // Deterministic: the same files every run.
 
 #include <algorithm>
@@ -191,18 +191,19 @@ void RecoverySeeds(const fs::path& dir) {
   Write(dir, "idempotency-keys", seed(kIdempotency, 0, keys));
 }
 
-// Inputs that show a bug not fixed yet: written to crashes/, next to the corpus.
-void RecoveryCrashSeeds(const fs::path& dir) {
+// Inputs that showed bugs the fuzzer found (fixed in 4844dae): in the corpus, so that its
+// replay keeps them fixed.
+void RecoveryRegressionSeeds(const fs::path& dir) {
   auto seed = [](uint8_t options, uint8_t k, const std::string& b) {
     return std::string(1, static_cast<char>(options)) + std::string(1, static_cast<char>(k)) + b;
   };
   std::string three;
   for (uint64_t s = 1; s <= 3; ++s) three += Record(s, buffer::EncodeMessage(SampleMessage(s)));
   // Older segment 1 holds 1..3, the tail starts at K = 5: sealed short of it at the
-  // first start, found unsealed again (and re-sealed) at every start after.
+  // first start, it was found unsealed again (and re-sealed) at every start after.
   Write(dir, "older-segment-gap-resealed-every-start", seed(4, 3, three));
   // A dead-letter file holding a (well-formed) footer record after its first letter: Open
-  // keeps the footer, letters appended after it are dropped at the next start.
+  // kept the footer, and letters appended after it were dropped at the next start.
   buffer::DeadLetter dl;
   dl.reason = "rejected";
   dl.payload = buffer::EncodeMessage(SampleMessage(5));
@@ -288,7 +289,7 @@ int main(int argc, char** argv) {
   if (!root.has_filename()) root = root.parent_path();  // "corpus/"
   RecordSeeds(root / "record");
   RecoverySeeds(root / "recovery");
-  RecoveryCrashSeeds(root.parent_path() / "crashes" / "recovery");
+  RecoveryRegressionSeeds(root / "recovery");
   RequestSeeds(root / "request_parser");
   return 0;
 }
