@@ -284,7 +284,9 @@ class KafkaQueueTest : public testing::Test {
   }
 
   // A member holding unfinished messages loses partitions to a second member.
-  void RebalanceCase(const KafkaOptions& o);
+  // `survivor_may_redeliver`: the first member may be handed again messages of the
+  // partitions it keeps (its assignment was lost rather than revoked incrementally).
+  void RebalanceCase(const KafkaOptions& o, bool survivor_may_redeliver);
 
   bool WaitAssigned(KafkaQueue& q, const std::string& target, size_t n = 1) {
     return WaitUntil([&] { return q.AssignedPartitions(target) >= n; });
@@ -644,8 +646,10 @@ TEST_F(KafkaQueueTest, TwoInstancesShareTheGroupAndDeliverEachMessageOnce) {
 }
 
 // A member loses partitions while it holds unfinished messages: the new owner gets
-// them again (at least once) and the old member's late Finish changes nothing.
-void KafkaQueueTest::RebalanceCase(const KafkaOptions& o) {
+// them again (at least once) and the old member's late Finish changes nothing. Both
+// members then keep finishing what they get, as dispatch does, until the group has
+// committed the whole topic.
+void KafkaQueueTest::RebalanceCase(const KafkaOptions& o, bool survivor_may_redeliver) {
   KafkaQueue& q1 = NewQueue(o);
   Reader& a1 = Open(q1, "a");
   ASSERT_TRUE(WaitAssigned(q1, "a", kPartitions));
@@ -664,29 +668,40 @@ void KafkaQueueTest::RebalanceCase(const KafkaOptions& o) {
   ASSERT_TRUE(WaitUntil([&] { return !a2.got.empty(); }));
   a1.FinishAll();  // some of these partitions are q2's now
   ASSERT_TRUE(WaitUntil([&] {
+    // q1 may still be handed messages (a partition it got back reads from the committed
+    // offset): left unfinished, they would hold its commit below the end for good.
+    a1.FinishAll();
     a2.FinishAll();
     return Committed("g-a") == HighWatermarks();
   }));
   // Everything q2 got was in flight at q1 when its partition moved (q2 may have held
   // every partition for a while: the group settles over more than one rebalance).
   auto first = a1.Bodies();
-  for (const auto& b : a2.Bodies()) EXPECT_EQ(first.count(b), 1u) << b;
+  for (const auto& b : a2.Bodies()) {
+    if (survivor_may_redeliver) {
+      EXPECT_GE(first.count(b), 1u) << b;
+    } else {
+      EXPECT_EQ(first.count(b), 1u) << b;
+    }
+  }
 }
 
 TEST_F(KafkaQueueTest, RebalanceRedeliversInFlightMessagesAndIgnoresLateFinish) {
-  RebalanceCase(Options());
+  RebalanceCase(Options(), /*survivor_may_redeliver=*/false);
 }
 
-// The same with an incremental (cooperative) assignor: only the partitions that move
-// are revoked.
-// Flaky (about 1 run in 3 on the 2-core box: the final commit never reaches the high
-// watermarks within 45 s after the cooperative rebalance). The cooperative assignor is
-// opt-in (client_properties); the default eager one is covered by the test above. Off
-// until the cause is found: docs/known-issues.md.
-TEST_F(KafkaQueueTest, DISABLED_CooperativeRebalanceRedeliversOnlyWhatMoved) {
+// The same with an incremental (cooperative) assignor, which should revoke only the
+// partitions that move. With librdkafka 2.0.2 it mostly does not get to: q1's periodic
+// commit, sent with the old generation while the group's join completes, is refused
+// ILLEGAL_GENERATION, and librdkafka then treats q1's whole assignment as lost
+// (confluentinc/librdkafka#4059, fixed upstream by #4908). q1 drops every partition's
+// state and reads the partitions it gets back again from the committed offsets: it is
+// handed again messages of partitions that never moved, so this case checks "at least
+// once", not "only what moved".
+TEST_F(KafkaQueueTest, CooperativeRebalanceRedeliversInFlightMessages) {
   KafkaOptions o = Options();
   o.client_properties.push_back({"partition.assignment.strategy", "cooperative-sticky"});
-  RebalanceCase(o);
+  RebalanceCase(o, /*survivor_may_redeliver=*/true);
 }
 
 // A reload removed the target: this member leaves the group and the other takes over
