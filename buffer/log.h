@@ -42,6 +42,9 @@ struct LogOptions {
   // Below it, they wait for the sync in flight to end and the next covers them all: at
   // a moderate rate, overlapping syncs would sync each record on its own, for nothing.
   uint64_t overlap_min_records = 8;
+  // Reclaimed segments are cut down this much at a time before their unlink, on a
+  // thread of their own (0: unlinked at once). See Log::RemoveSegmentFile.
+  uint64_t unlink_step_bytes = 1u << 20;
   // Appends wait on the owner thread until Submit(), which hands them all to the writer
   // under one lock with one wake-up. The proxy submits once per loop iteration (before
   // the loop polls), instead of taking the lock and maybe waking the writer per request.
@@ -244,7 +247,17 @@ class Log {
   void WriteBatch(std::vector<Pending>* batch);
   common::Status RollSegment(size_t first_record_bytes);
   void SealActive();
-  void SyncCursorsAndReclaim();
+  // On the writer thread, the unlinks of reclaimed segments go to a thread of their own:
+  // unlinking a 64 MiB file frees its extents in the journal for several ms, and the
+  // writer would hold every acknowledgement meanwhile. Open and Close unlink before they
+  // return.
+  enum class Unlinks { kNow, kInBackground };
+  void SyncCursorsAndReclaim(Unlinks unlinks);
+  // The unlinker: removes `paths` in the background, then syncs seg/.
+  void UnlinkLater(std::vector<std::string> paths);
+  void UnlinkerMain();
+  void StopUnlinker();  // after the writer thread is gone: drains what is queued
+  void RemoveSegmentFile(const std::string& path);  // unlinker thread
   void Fail(std::vector<Pending>* batch, size_t from, const common::Status& status);
   void PublishCompletions(std::vector<Completion>* done);
   // PublishCompletions without the wake-up.
@@ -323,11 +336,23 @@ class Log {
   std::deque<Unsynced> unsynced_;         // written, waiting for a sync, oldest first
   int sync_fd_ = -1;                      // the active segment, as the writer left it
   std::string sync_path_;
-  uint64_t written_end_ = 0;       // end_seq of the last handed-over records
-  uint64_t sync_started_end_ = 0;  // what the latest sync to start covers
+  struct SyncInFlight {
+    uint64_t target;  // end_seq it covers
+    bool done = false;
+  };
+  std::deque<SyncInFlight> syncs_;  // started, oldest first; popped once it and all before are done
+  uint64_t written_end_ = 0;        // end_seq of the last handed-over records
+  uint64_t sync_started_end_ = 0;   // what the latest sync to start covers
   int syncs_in_flight_ = 0;
   bool syncers_stop_ = false;
   std::vector<std::thread> syncers_;
+
+  // Unlinker state, guarded by unlink_mu_.
+  std::mutex unlink_mu_;
+  std::condition_variable unlink_cv_;
+  std::vector<std::string> to_unlink_;
+  bool unlinker_stop_ = false;
+  std::thread unlinker_;  // started by the first background reclaim
 
   // Owner-thread state.
   std::vector<Pending> staged_;      // explicit_submit: appends since Submit()

@@ -8,6 +8,8 @@
 // pages, waits for every page under writeback (also pages another sync started), then
 // flushes the device cache. So when a sync that started after batch N was written
 // returns success, batch N is durable, whichever sync wrote its pages out.
+#include <algorithm>
+
 #include "buffer/log.h"
 
 namespace sluice::buffer {
@@ -84,6 +86,9 @@ void Log::RunOneSync(std::unique_lock<std::mutex>& lock) {
   std::string path = sync_path_;
   sync_started_end_ = target;
   ++syncs_in_flight_;
+  // A reference stays valid while others are pushed and popped (std::deque); this one
+  // is popped only once it is done.
+  SyncInFlight& me = syncs_.emplace_back(SyncInFlight{target});
   lock.unlock();
 
   common::Duration started = clock_.Now();
@@ -92,6 +97,17 @@ void Log::RunOneSync(std::unique_lock<std::mutex>& lock) {
 
   lock.lock();
   --syncs_in_flight_;
+  me.done = true;
+  // What is durable: the targets of the syncs done, in the order they started, up to
+  // the first still running. A later sync that returns first proves nothing while an
+  // earlier one may yet fail: after a failed writeback the kernel may have dropped the
+  // pages, and the later fdatasync would not see them (fsyncgate).
+  uint64_t durable = 0;
+  while (!syncs_.empty() && syncs_.front().done) {
+    durable = std::max(durable, syncs_.front().target);
+    syncs_.pop_front();
+  }
+  target = durable;
   Status fatal;
   {
     std::lock_guard state(mu_);

@@ -95,7 +95,8 @@ class CrashTest : public test::LogFixture {
   };
 
   CrashTest() {
-    options_.segment_bytes = 4096;  // a roll every few records
+    options_.segment_bytes = 4096;      // a roll every few records
+    options_.unlink_step_bytes = 1024;  // reclaimed ones cut in steps: crashes fall between
     options_.fsync = FsyncPolicy::kBatch;
     options_.cursor_sync_interval = std::chrono::milliseconds(1);
     runs_ = MakeRunsDir();

@@ -431,6 +431,107 @@ TEST_F(LogTest, SyncersSyncWhenMoreWaits) {
   EXPECT_FALSE(SyncThreadsBesidesWriter(fs).empty());
 }
 
+// The real file system, except that, once armed, the next fdatasync of a segment waits
+// until Release() and then fails with EIO; the ones after it succeed at once.
+class FirstSyncFailsLate final : public FileSystem {
+ public:
+  Status Open(const std::string& p, int flags, int* fd) override {
+    return base_.Open(p, flags, fd);
+  }
+  Status Close(int fd) override { return base_.Close(fd); }
+  Status PwriteAll(int fd, std::vector<iovec> iov, uint64_t offset) override {
+    return base_.PwriteAll(fd, std::move(iov), offset);
+  }
+  Status PreadUpTo(int fd, void* buf, size_t n, uint64_t offset, size_t* got) override {
+    return base_.PreadUpTo(fd, buf, n, offset, got);
+  }
+  Status Fdatasync(int fd, const std::string& what) override {
+    std::unique_lock lock(mu_);
+    if (!armed_ || what.find(".log") == std::string::npos) {
+      ++later_syncs_;
+      return base_.Fdatasync(fd, what);
+    }
+    armed_ = false;
+    holding_ = true;
+    cv_.wait(lock, [&] { return released_; });
+    holding_ = false;
+    return Status::FromErrno("fdatasync " + what, EIO);
+  }
+  Status Fallocate(int fd, uint64_t size, const std::string& p) override {
+    return base_.Fallocate(fd, size, p);
+  }
+  Status Truncate(int fd, uint64_t size, const std::string& p) override {
+    return base_.Truncate(fd, size, p);
+  }
+  Status FileSize(int fd, uint64_t* size) override { return base_.FileSize(fd, size); }
+  Status SyncDir(const std::string& dir) override { return base_.SyncDir(dir); }
+  Status MakeDirs(const std::string& dir) override { return base_.MakeDirs(dir); }
+  Status ListDir(const std::string& dir, std::vector<std::string>* names) override {
+    return base_.ListDir(dir, names);
+  }
+  Status Unlink(const std::string& p) override { return base_.Unlink(p); }
+  Status LockDir(const std::string& dir, int* fd) override { return base_.LockDir(dir, fd); }
+
+  void Arm() {
+    std::lock_guard lock(mu_);
+    armed_ = true;
+    later_syncs_ = 0;
+  }
+  void Release() {
+    std::lock_guard lock(mu_);
+    released_ = true;
+    cv_.notify_all();
+  }
+  bool holding() const {
+    std::lock_guard lock(mu_);
+    return holding_;
+  }
+  int later_syncs() const {
+    std::lock_guard lock(mu_);
+    return later_syncs_;
+  }
+
+ private:
+  FileSystem& base_ = FileSystem::Default();
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  bool armed_ = false, holding_ = false, released_ = false;
+  int later_syncs_ = 0;
+};
+
+// Syncs overlap: a later one may return first. Its success proves nothing while an
+// earlier one may still fail (after a failed writeback the kernel may have dropped the
+// pages, and the later fdatasync does not see them), so nothing is acknowledged until
+// the earlier returns; when it fails, every record it or the later one covered fails.
+TEST_F(LogTest, ALaterSyncReturningFirstAcknowledgesNothingBeforeTheEarlierFails) {
+  FirstSyncFailsLate fs;
+  ScopeExit close([&] {
+    fs.Release();
+    Close();
+  });
+  options_.fs = &fs;
+  options_.syncers = 2;
+  options_.overlap_min_records = 0;  // a second sync starts while the first runs
+  ASSERT_TRUE(Open());
+  ASSERT_EQ(Write(PayloadFor(1, 50)), 1u);
+  fs.Arm();
+  ASSERT_TRUE(Append(PayloadFor(2, 50)).ok());
+  log_->Submit();
+  ASSERT_TRUE(RunUntil([&] { return fs.holding(); }));  // the first sync hangs
+  ASSERT_TRUE(Append(PayloadFor(3, 50)).ok());
+  log_->Submit();
+  ASSERT_TRUE(RunUntil([&] { return fs.later_syncs() > 0; }));  // a later one succeeded
+  log_->RunCompletions();
+  EXPECT_EQ(completions_.size(), 1u) << "acknowledged on the later sync alone";
+  EXPECT_EQ(log_->readable_end(), 2u);
+  fs.Release();
+  ASSERT_TRUE(WaitForCompletions());
+  ASSERT_EQ(completions_.size(), 3u);
+  EXPECT_FALSE(completions_[1].status.ok());
+  EXPECT_FALSE(completions_[2].status.ok()) << "record 3 acknowledged after a failed sync";
+  EXPECT_FALSE(log_->fatal_error().ok());
+}
+
 // --- Fsync policies --------------------------------------------------------------------
 
 TEST_F(LogTest, EveryFsyncPolicyProducesReadableRecords) {
@@ -850,6 +951,88 @@ TEST_F(LogTest, ReclaimWaitsForSlowestTarget) {
   EXPECT_EQ(log_->LoadedCursor("fast"), last + 1);
   EXPECT_EQ(log_->LoadedCursor("slow"), segs[5].first_seq);
   EXPECT_EQ(log_->first_seq(), segs[5].first_seq);
+}
+
+// The real file system, except that Unlink waits until Release(): a slow unlink, as
+// when ext4 frees a 64 MiB segment's extents.
+class HeldUnlinks final : public FileSystem {
+ public:
+  Status Open(const std::string& p, int flags, int* fd) override {
+    return base_.Open(p, flags, fd);
+  }
+  Status Close(int fd) override { return base_.Close(fd); }
+  Status PwriteAll(int fd, std::vector<iovec> iov, uint64_t offset) override {
+    return base_.PwriteAll(fd, std::move(iov), offset);
+  }
+  Status PreadUpTo(int fd, void* buf, size_t n, uint64_t offset, size_t* got) override {
+    return base_.PreadUpTo(fd, buf, n, offset, got);
+  }
+  Status Fdatasync(int fd, const std::string& what) override { return base_.Fdatasync(fd, what); }
+  Status Fallocate(int fd, uint64_t size, const std::string& p) override {
+    return base_.Fallocate(fd, size, p);
+  }
+  Status Truncate(int fd, uint64_t size, const std::string& p) override {
+    return base_.Truncate(fd, size, p);
+  }
+  Status FileSize(int fd, uint64_t* size) override { return base_.FileSize(fd, size); }
+  Status SyncDir(const std::string& dir) override { return base_.SyncDir(dir); }
+  Status MakeDirs(const std::string& dir) override { return base_.MakeDirs(dir); }
+  Status ListDir(const std::string& dir, std::vector<std::string>* names) override {
+    return base_.ListDir(dir, names);
+  }
+  Status LockDir(const std::string& dir, int* fd) override { return base_.LockDir(dir, fd); }
+  Status Unlink(const std::string& p) override {
+    std::unique_lock lock(mu_);
+    ++held_;
+    cv_.wait(lock, [&] { return released_; });
+    --held_;
+    return base_.Unlink(p);
+  }
+
+  void Release() {
+    std::lock_guard lock(mu_);
+    released_ = true;
+    cv_.notify_all();
+  }
+  int held() const {
+    std::lock_guard lock(mu_);
+    return held_;
+  }
+
+ private:
+  FileSystem& base_ = FileSystem::Default();
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  bool released_ = false;
+  int held_ = 0;
+};
+
+// Unlinking a reclaimed segment takes ext4 several ms (it frees the file's extents in the
+// journal): the writer does not wait for it, so appends are still acknowledged while an
+// unlink hangs, and the files go once it returns.
+TEST_F(LogTest, AppendsAreAcknowledgedWhileAReclaimedSegmentIsUnlinked) {
+  HeldUnlinks fs;
+  ScopeExit close([&] {
+    fs.Release();
+    Close();
+  });
+  options_.fs = &fs;
+  options_.segment_bytes = 4096;
+  options_.targets = {"a"};
+  options_.cursor_sync_interval = milliseconds(1);
+  ASSERT_TRUE(Open());
+  const uint64_t last = WriteSegments(4, 500);
+  ASSERT_GT(last, 0u);
+  log_->SetCursor("a", last + 1);  // every segment but the active one may go
+  ASSERT_TRUE(RunUntil([&] { return fs.held() > 0; })) << "no unlink started";
+  for (uint64_t seq = last + 1; seq <= last + 20; ++seq) {
+    ASSERT_EQ(Write(PayloadFor(seq, 500)), seq) << "an append waited for the unlink";
+  }
+  EXPECT_GT(fs.held(), 0);
+  fs.Release();
+  EXPECT_TRUE(RunUntil([&] {
+    return test::SegmentFiles(options_.dir).size() == log_->segment_count();
+  })) << "the reclaimed files were not removed";
 }
 
 TEST_F(LogTest, ActiveSegmentIsNeverReclaimed) {
