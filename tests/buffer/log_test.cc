@@ -18,6 +18,7 @@
 #include "buffer/segment.h"
 #include "tests/buffer/close_audit.h"
 #include "tests/buffer/counting_fs.h"
+#include "tests/buffer/forwarding_fs.h"
 #include "tests/buffer/log_fixture.h"
 #include "tests/buffer/scratch_dir.h"
 
@@ -433,18 +434,8 @@ TEST_F(LogTest, SyncersSyncWhenMoreWaits) {
 
 // The real file system, except that, once armed, the next fdatasync of a segment waits
 // until Release() and then fails with EIO; the ones after it succeed at once.
-class FirstSyncFailsLate final : public FileSystem {
+class FirstSyncFailsLate final : public test::ForwardingFileSystem {
  public:
-  Status Open(const std::string& p, int flags, int* fd) override {
-    return base_.Open(p, flags, fd);
-  }
-  Status Close(int fd) override { return base_.Close(fd); }
-  Status PwriteAll(int fd, std::vector<iovec> iov, uint64_t offset) override {
-    return base_.PwriteAll(fd, std::move(iov), offset);
-  }
-  Status PreadUpTo(int fd, void* buf, size_t n, uint64_t offset, size_t* got) override {
-    return base_.PreadUpTo(fd, buf, n, offset, got);
-  }
   Status Fdatasync(int fd, const std::string& what) override {
     std::unique_lock lock(mu_);
     if (!armed_ || what.find(".log") == std::string::npos) {
@@ -457,20 +448,6 @@ class FirstSyncFailsLate final : public FileSystem {
     holding_ = false;
     return Status::FromErrno("fdatasync " + what, EIO);
   }
-  Status Fallocate(int fd, uint64_t size, const std::string& p) override {
-    return base_.Fallocate(fd, size, p);
-  }
-  Status Truncate(int fd, uint64_t size, const std::string& p) override {
-    return base_.Truncate(fd, size, p);
-  }
-  Status FileSize(int fd, uint64_t* size) override { return base_.FileSize(fd, size); }
-  Status SyncDir(const std::string& dir) override { return base_.SyncDir(dir); }
-  Status MakeDirs(const std::string& dir) override { return base_.MakeDirs(dir); }
-  Status ListDir(const std::string& dir, std::vector<std::string>* names) override {
-    return base_.ListDir(dir, names);
-  }
-  Status Unlink(const std::string& p) override { return base_.Unlink(p); }
-  Status LockDir(const std::string& dir, int* fd) override { return base_.LockDir(dir, fd); }
 
   void Arm() {
     std::lock_guard lock(mu_);
@@ -492,7 +469,6 @@ class FirstSyncFailsLate final : public FileSystem {
   }
 
  private:
-  FileSystem& base_ = FileSystem::Default();
   mutable std::mutex mu_;
   std::condition_variable cv_;
   bool armed_ = false, holding_ = false, released_ = false;
@@ -955,32 +931,8 @@ TEST_F(LogTest, ReclaimWaitsForSlowestTarget) {
 
 // The real file system, except that Unlink waits until Release(): a slow unlink, as
 // when ext4 frees a 64 MiB segment's extents.
-class HeldUnlinks final : public FileSystem {
+class HeldUnlinks final : public test::ForwardingFileSystem {
  public:
-  Status Open(const std::string& p, int flags, int* fd) override {
-    return base_.Open(p, flags, fd);
-  }
-  Status Close(int fd) override { return base_.Close(fd); }
-  Status PwriteAll(int fd, std::vector<iovec> iov, uint64_t offset) override {
-    return base_.PwriteAll(fd, std::move(iov), offset);
-  }
-  Status PreadUpTo(int fd, void* buf, size_t n, uint64_t offset, size_t* got) override {
-    return base_.PreadUpTo(fd, buf, n, offset, got);
-  }
-  Status Fdatasync(int fd, const std::string& what) override { return base_.Fdatasync(fd, what); }
-  Status Fallocate(int fd, uint64_t size, const std::string& p) override {
-    return base_.Fallocate(fd, size, p);
-  }
-  Status Truncate(int fd, uint64_t size, const std::string& p) override {
-    return base_.Truncate(fd, size, p);
-  }
-  Status FileSize(int fd, uint64_t* size) override { return base_.FileSize(fd, size); }
-  Status SyncDir(const std::string& dir) override { return base_.SyncDir(dir); }
-  Status MakeDirs(const std::string& dir) override { return base_.MakeDirs(dir); }
-  Status ListDir(const std::string& dir, std::vector<std::string>* names) override {
-    return base_.ListDir(dir, names);
-  }
-  Status LockDir(const std::string& dir, int* fd) override { return base_.LockDir(dir, fd); }
   Status Unlink(const std::string& p) override {
     std::unique_lock lock(mu_);
     ++held_;
@@ -1000,7 +952,6 @@ class HeldUnlinks final : public FileSystem {
   }
 
  private:
-  FileSystem& base_ = FileSystem::Default();
   mutable std::mutex mu_;
   std::condition_variable cv_;
   bool released_ = false;
