@@ -11,13 +11,14 @@
 
 #include "buffer/file_system.h"
 #include "common/status.h"
+#include "tests/buffer/forwarding_fs.h"
 
 namespace sluice::buffer::test {
 
 // A FileSystem that passes every call to `base` and records each PreadUpTo (which file,
 // where, how much), so that tests can count the reads behind an operation and check
 // where they land. Thread-safe.
-class CountingFileSystem final : public FileSystem {
+class CountingFileSystem final : public ForwardingFileSystem {
  public:
   struct Read {
     std::string path;
@@ -26,30 +27,14 @@ class CountingFileSystem final : public FileSystem {
   };
 
   // "base" must outlive this object.
-  explicit CountingFileSystem(FileSystem& base = FileSystem::Default()) : base_(base) {}
+  explicit CountingFileSystem(FileSystem& base = FileSystem::Default())
+      : ForwardingFileSystem(base) {}
 
   Status Open(const std::string& path, int flags, int* fd) override;
   Status Close(int fd) override;
   Status PwriteAll(int fd, std::vector<iovec> iov, uint64_t offset) override;
   Status PreadUpTo(int fd, void* buf, size_t n, uint64_t offset, size_t* got) override;
   Status Fdatasync(int fd, const std::string& what) override;
-  Status Fallocate(int fd, uint64_t size, const std::string& path) override {
-    return base_.Fallocate(fd, size, path);
-  }
-  Status Truncate(int fd, uint64_t size, const std::string& path) override {
-    return base_.Truncate(fd, size, path);
-  }
-  Status FileSize(int fd, uint64_t* size) override { return base_.FileSize(fd, size); }
-  Status SyncDir(const std::string& dir) override { return base_.SyncDir(dir); }
-  Status MakeDirs(const std::string& dir) override { return base_.MakeDirs(dir); }
-  Status ListDir(const std::string& dir, std::vector<std::string>* names) override {
-    return base_.ListDir(dir, names);
-  }
-  Status Unlink(const std::string& path) override { return base_.Unlink(path); }
-  Status Rename(const std::string& from, const std::string& to) override {
-    return base_.Rename(from, to);
-  }
-  Status LockDir(const std::string& dir, int* fd) override { return base_.LockDir(dir, fd); }
 
   // A write or sync, and the thread that made it.
   struct Call {
@@ -70,7 +55,6 @@ class CountingFileSystem final : public FileSystem {
  private:
   std::string PathOfLocked(int fd) const;  // REQUIRES: mu_ held; "" when not known
 
-  FileSystem& base_;
   std::function<void(const Read&)> on_read_;
   mutable std::mutex mu_;
   std::map<int, std::string> paths_;
