@@ -7,7 +7,9 @@
 #include <cstring>
 #include <deque>
 #include <random>
+#include <set>
 #include <unordered_map>
+#include <vector>
 
 #include "broker/partition_progress.h"
 #include "buffer/message.h"
@@ -128,6 +130,8 @@ class KafkaQueue::Target {
   void Finish(uint64_t tag);
   uint64_t finished() const { return finished_.load(std::memory_order_relaxed); }
   uint64_t skipped() const { return skipped_.load(std::memory_order_relaxed); }
+  uint64_t refetched() const { return refetched_.load(std::memory_order_relaxed); }
+  rd_kafka_t* consumer() const { return consumer_; }
   const std::string& name() const { return name_; }
   bool removed() const { return removed_.load(); }
   void MarkRemoved() { removed_ = true; }
@@ -179,10 +183,12 @@ class KafkaQueue::Target {
   const std::string name_;
   rd_kafka_t* consumer_ = nullptr;  // poller thread once started
   rd_kafka_queue_t* consumer_q_ = nullptr;
-  bool paused_ = false;  // poller thread
+  bool paused_ = false;                  // poller thread
+  std::set<int32_t> paused_partitions_;  // poller thread: paused by ApplyBackpressure
   std::atomic<bool> removed_{false};
   std::atomic<uint64_t> finished_{0};
   std::atomic<uint64_t> skipped_{0};
+  std::atomic<uint64_t> refetched_{0};
 
   std::mutex mu_;
   std::map<int32_t, Partition> partitions_;      // assigned now
@@ -256,9 +262,8 @@ void KafkaQueue::Target::OnRebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err,
     } else {
       rd_kafka_assign(rk, parts);
     }
-    // Fetching stays paused while too many are unfinished; ApplyBackpressure resumes
-    // every assigned partition at once.
-    if (t->paused_) rd_kafka_pause_partitions(rk, parts);
+    // Not paused here even while the target is: see ApplyBackpressure.
+    for (int i = 0; i < parts->cnt; ++i) t->paused_partitions_.erase(parts->elems[i].partition);
   } else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
     t->Revoke(parts);
     if (cooperative) {
@@ -361,6 +366,13 @@ bool KafkaQueue::Target::Accept(const rd_kafka_message_t* m) {
   auto it = partitions_.find(m->partition);
   // Revoked meanwhile: whoever owns it next (maybe this member again) reads it.
   if (it == partitions_.end() || it->second.revoked) return false;
+  // Already seen under this assignment: librdkafka rewound its fetch position (see
+  // ApplyBackpressure). Handing it out again would deliver it twice and move the
+  // commit back.
+  if (m->offset < it->second.progress.next()) {
+    refetched_.fetch_add(1, std::memory_order_relaxed);
+    return false;
+  }
   it->second.progress.Seen(m->offset, mine);
   if (!decoded) skipped_.fetch_add(1, std::memory_order_relaxed);
   if (!mine) return false;
@@ -399,25 +411,56 @@ void KafkaQueue::Target::Commit(bool sync) {
   rd_kafka_topic_partition_list_destroy(offsets);
 }
 
+// A partition is paused only once it has handed the application a message under its
+// assignment (rd_kafka_position is valid). librdkafka 2.0.2 mishandles a partition
+// paused while it still looks up where to start (auto.offset.reset, no committed
+// offset): the look-up is retried by a timer that fires after the resume and moves
+// the fetch position back to the reset point, redelivering the partition from the
+// beginning ("earliest") or skipping what arrived meanwhile ("latest"). Such a
+// partition keeps fetching until its first message, so the unfinished count may pass
+// the limit by one fetch per partition.
 void KafkaQueue::Target::ApplyBackpressure() {
   if (consumer_ == nullptr) return;
   size_t unfinished;
+  std::vector<int32_t> assigned;
   {
     std::lock_guard lock(mu_);
     unfinished = handed_.size();
+    for (const auto& [id, p] : partitions_) {
+      if (!p.revoked) assigned.push_back(id);
+    }
   }
   size_t limit = std::max<size_t>(queue_.options_.max_unfinished, 1);
-  bool pause = !paused_ && unfinished >= limit;
-  bool resume = paused_ && unfinished <= limit / 2;
-  if (!pause && !resume) return;
-  rd_kafka_topic_partition_list_t* parts = nullptr;
-  if (rd_kafka_assignment(consumer_, &parts) != RD_KAFKA_RESP_ERR_NO_ERROR) return;
-  if (pause) {
-    rd_kafka_pause_partitions(consumer_, parts);
-  } else {
+  const char* topic = queue_.options_.topic.c_str();
+  if (paused_ && unfinished <= limit / 2) {
+    // Every assigned partition too: resuming one that is not paused does nothing.
+    rd_kafka_topic_partition_list_t* parts = rd_kafka_topic_partition_list_new(
+        static_cast<int>(assigned.size() + paused_partitions_.size()));
+    for (int32_t id : assigned) rd_kafka_topic_partition_list_add(parts, topic, id);
+    for (int32_t id : paused_partitions_) rd_kafka_topic_partition_list_add(parts, topic, id);
     rd_kafka_resume_partitions(consumer_, parts);
+    rd_kafka_topic_partition_list_destroy(parts);
+    paused_partitions_.clear();
+    paused_ = false;
+    return;
   }
-  paused_ = pause;
+  if (!paused_ && unfinished < limit) return;
+  paused_ = true;
+  rd_kafka_topic_partition_list_t* parts =
+      rd_kafka_topic_partition_list_new(static_cast<int>(assigned.size()));
+  for (int32_t id : assigned) {
+    if (paused_partitions_.count(id) == 0) rd_kafka_topic_partition_list_add(parts, topic, id);
+  }
+  if (parts->cnt > 0 && rd_kafka_position(consumer_, parts) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    rd_kafka_topic_partition_list_t* fetching = rd_kafka_topic_partition_list_new(parts->cnt);
+    for (int i = 0; i < parts->cnt; ++i) {
+      if (parts->elems[i].offset < 0) continue;  // no message yet: maybe still looking up
+      rd_kafka_topic_partition_list_add(fetching, topic, parts->elems[i].partition);
+      paused_partitions_.insert(parts->elems[i].partition);
+    }
+    if (fetching->cnt > 0) rd_kafka_pause_partitions(consumer_, fetching);
+    rd_kafka_topic_partition_list_destroy(fetching);
+  }
   rd_kafka_topic_partition_list_destroy(parts);
 }
 
@@ -990,16 +1033,27 @@ Status KafkaQueue::ReplayDeadLetters(const std::string& target, std::optional<co
   return Status::OK();
 }
 
+std::shared_ptr<KafkaQueue::Target> KafkaQueue::FindTarget(const std::string& target) const {
+  std::lock_guard lock(mu_);
+  for (const auto& t : targets_) {
+    if (t->name() == target && !t->removed()) return t;
+  }
+  return nullptr;
+}
+
+uint64_t KafkaQueue::RefetchedMessages(const std::string& target) const {
+  auto t = FindTarget(target);
+  return t ? t->refetched() : 0;
+}
+
+rd_kafka_s* KafkaQueue::consumer_for_testing(const std::string& target) const {
+  auto t = FindTarget(target);
+  return t ? t->consumer() : nullptr;
+}
+
 size_t KafkaQueue::AssignedPartitions(const std::string& target) const {
-  std::vector<std::shared_ptr<Target>> targets;
-  {
-    std::lock_guard lock(mu_);
-    targets = targets_;
-  }
-  for (const auto& t : targets) {
-    if (t->name() == target && !t->removed()) return t->assigned();
-  }
-  return 0;
+  auto t = FindTarget(target);
+  return t ? t->assigned() : 0;
 }
 
 Status KafkaQueue::fatal_error() const {

@@ -139,9 +139,14 @@ class KafkaQueue final : public buffer::Queue {
   // Partitions of `topic` this instance's member of the target's group holds now
   // (admin views, tests).
   size_t AssignedPartitions(const std::string& target) const;
+  // Records the target's member fetched again under the same assignment and dropped
+  // (librdkafka moved its fetch position back; see Target::ApplyBackpressure).
+  uint64_t RefetchedMessages(const std::string& target) const;
 
   // Tests: the producer, to inject a fatal error (rd_kafka_test_fatal_error).
   rd_kafka_s* producer_for_testing() const { return producer_; }
+  // Tests: the target's consumer, to move its position (rd_kafka_seek_partitions).
+  rd_kafka_s* consumer_for_testing(const std::string& target) const;
 
  private:
   class Target;
@@ -155,6 +160,7 @@ class KafkaQueue final : public buffer::Queue {
   };
 
   KafkaQueue(KafkaOptions options, buffer::QueueEvents events);
+  std::shared_ptr<Target> FindTarget(const std::string& target) const;  // open, not removed
   common::Status Start();
   common::Status StartDeadReader();
   // Produces one record; `d` is handed to the delivery report (deleted there, or here
