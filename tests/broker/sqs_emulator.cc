@@ -61,6 +61,20 @@ bool SqsEmulator::Start(uint16_t port, std::string* error) {
   return false;
 }
 
+std::string SqsEmulator::Describe() {
+  std::string state = "not running";
+  if (child_.running()) {
+    auto exited = child_.Poll();
+    state = exited ? "exited (" + exited->ToString() + ")"
+                   : "running, pid " + std::to_string(child_.pid());
+  }
+  std::string log = ReadFile(log_path_);
+  constexpr size_t kTail = 4000;
+  if (log.size() > kTail) log = "..." + log.substr(log.size() - kTail);
+  return "SQS emulator on " + endpoint() + ": " + state + "\n--- its log (" + log_path_ +
+         ") ---\n" + log;
+}
+
 void SqsEmulator::Stop() {
   if (child_.running()) child_.Kill();
 }

@@ -20,6 +20,9 @@ class SqsEmulator {
   bool running() const { return child_.running(); }
   uint16_t port() const { return port_; }
   std::string endpoint() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  // For a failing test's output: whether the child still runs (or how it ended), and
+  // the end of its log.
+  std::string Describe();
 
  private:
   e2e::ChildProcess child_;

@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <set>
 
 #include "broker/base64.h"
@@ -129,6 +130,7 @@ class SqsQueueTest : public ::testing::Test {
       q->Close();
     }
     queues_.clear();
+    if (HasFailure()) std::fprintf(stderr, "%s\n", SharedEmulator().Describe().c_str());
   }
 
   SqsOptions Options(const std::vector<std::string>& targets, const std::string& endpoint = "") {
