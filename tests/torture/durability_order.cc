@@ -107,36 +107,94 @@ OrderCheck CheckAcksFollowSegmentSync(const std::vector<Syscall>& calls,
   return check;
 }
 
-OrderCheck CheckUnlinksFollowCursorSync(const std::vector<Syscall>& calls) {
-  OrderCheck check;
-  std::set<std::string> cursor_files;
-  std::set<uint64_t> segment_starts;
+namespace {
+
+// The numeric last argument ("..., 1, 4096)": a pwritev's offset, an ftruncate's length.
+std::optional<uint64_t> LastNumber(const Syscall& c) {
+  size_t comma = c.args.rfind(", ");
+  if (comma == std::string::npos) return std::nullopt;
+  std::string last = c.args.substr(comma + 2);
+  if (last.empty() || last.find_first_not_of("0123456789") != std::string::npos) {
+    return std::nullopt;
+  }
+  return std::stoull(last);
+}
+
+// How far writes to `path` reached before line `before`: the end of the furthest pwritev.
+uint64_t WrittenEnd(const std::vector<Syscall>& calls, const std::string& path, size_t before) {
+  uint64_t end = 0;
   for (const Syscall& c : calls) {
-    if (IsFileWrite(c) && IsCursor(c.FdPath())) cursor_files.insert(c.FdPath());
-    if (IsFileWrite(c) && IsSegment(c.FdPath())) {
-      if (auto first = SegmentFirstSeq(c.FdPath())) segment_starts.insert(*first);
+    if (!IsFileWrite(c) || !c.Succeeded() || c.FdPath() != path || c.finished >= before) continue;
+    if (std::optional<uint64_t> offset = LastNumber(c)) {
+      end = std::max<uint64_t>(end, *offset + std::stoull(c.result));
     }
   }
+  return end;
+}
+
+// Segments and cursor files of a trace, and the check that `removal` (an unlink or a cut
+// of segment `path`) comes after every cursor was durably past the segment.
+class SegmentRemovals {
+ public:
+  explicit SegmentRemovals(const std::vector<Syscall>& calls) : calls_(calls) {
+    for (const Syscall& c : calls) {
+      if (IsFileWrite(c) && IsCursor(c.FdPath())) cursor_files_.insert(c.FdPath());
+      if (IsFileWrite(c) && IsSegment(c.FdPath())) {
+        if (auto first = SegmentFirstSeq(c.FdPath())) segment_starts_.insert(*first);
+      }
+    }
+  }
+
+  void Check(const std::string& path, const Syscall& removal, const std::string& what,
+             OrderCheck* check) const {
+    ++check->checked;
+    // A segment holds the sequences below the next segment's first.
+    std::optional<uint64_t> first = SegmentFirstSeq(path);
+    auto next = first ? segment_starts_.upper_bound(*first) : segment_starts_.end();
+    if (next == segment_starts_.end()) {
+      check->findings.Check(false, what + " a segment with no later segment", Line(removal));
+      return;
+    }
+    check->findings.Check(!cursor_files_.empty(), what + " a segment, no cursor ever written",
+                          Line(removal));
+    for (const std::string& cursor : cursor_files_) {
+      uint64_t durable = DurableCursor(calls_, cursor, removal.started);
+      check->findings.Check(
+          durable >= *next, what + " a segment before a cursor was durably past it",
+          Line(removal) + ": " + cursor + " durable at " + std::to_string(durable) +
+              ", segment ends before " + std::to_string(*next));
+    }
+  }
+
+ private:
+  const std::vector<Syscall>& calls_;
+  std::set<std::string> cursor_files_;
+  std::set<uint64_t> segment_starts_;
+};
+
+}  // namespace
+
+OrderCheck CheckUnlinksFollowCursorSync(const std::vector<Syscall>& calls) {
+  OrderCheck check;
+  SegmentRemovals removals(calls);
   for (const Syscall& c : calls) {
     if (c.name != "unlink" && c.name != "unlinkat") continue;
     std::string path = c.QuotedString().value_or("");
     if (!IsSegment(path) || !c.Succeeded()) continue;
-    ++check.checked;
-    // A segment holds the sequences below the next segment's first.
-    std::optional<uint64_t> first = SegmentFirstSeq(path);
-    auto next = first ? segment_starts.upper_bound(*first) : segment_starts.end();
-    if (next == segment_starts.end()) {
-      check.findings.Check(false, "unlinked a segment with no later segment", Line(c));
-      continue;
-    }
-    check.findings.Check(!cursor_files.empty(), "segment unlinked, no cursor ever written",
-                         Line(c));
-    for (const std::string& cursor : cursor_files) {
-      uint64_t durable = DurableCursor(calls, cursor, c.started);
-      check.findings.Check(durable >= *next, "segment unlinked before a cursor was durably past it",
-                           Line(c) + ": " + cursor + " durable at " + std::to_string(durable) +
-                               ", segment ends before " + std::to_string(*next));
-    }
+    removals.Check(path, c, "unlinked", &check);
+  }
+  return check;
+}
+
+OrderCheck CheckCutsFollowCursorSync(const std::vector<Syscall>& calls) {
+  OrderCheck check;
+  SegmentRemovals removals(calls);
+  for (const Syscall& c : calls) {
+    if (c.name != "ftruncate" || !IsSegment(c.FdPath())) continue;
+    std::optional<uint64_t> length = LastNumber(c);
+    // Cutting preallocated space after the last byte written (sealing) destroys nothing.
+    if (!length || *length >= WrittenEnd(calls, c.FdPath(), c.started)) continue;
+    removals.Check(c.FdPath(), c, "cut", &check);
   }
   return check;
 }

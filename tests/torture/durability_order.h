@@ -11,7 +11,7 @@ namespace sluice::torture {
 
 // The durability rules of DESIGN.md, checked on a parsed strace log of sluice.
 struct OrderCheck {
-  size_t checked = 0;      // acks or unlinks looked at
+  size_t checked = 0;      // acks, unlinks or cuts looked at
   e2e::Findings findings;  // violations, grouped by kind
 };
 
@@ -29,5 +29,10 @@ OrderCheck CheckAcksFollowSegmentSync(const std::vector<Syscall>& calls,
 // value (u64 next_seq at bytes 8..16 of the slot written) made durable by the last
 // fdatasync of that file before the unlink reaches the next segment's first sequence.
 OrderCheck CheckUnlinksFollowCursorSync(const std::vector<Syscall>& calls);
+
+// The same for every ftruncate of a segment below what was written to it (reclaimed
+// segments are cut down in steps before their unlink; see Log::RemoveSegmentFile). Cuts
+// to the end of the data or beyond (sealing drops preallocated space) destroy nothing.
+OrderCheck CheckCutsFollowCursorSync(const std::vector<Syscall>& calls);
 
 }  // namespace sluice::torture

@@ -76,13 +76,19 @@ std::string Trace(const std::string& fault) {
                      "iov_len=16}], 1, 32) = 16\n";
   std::string cursor_sync = "1 10:00:00.6 fdatasync(" + cur + ") = 0\n";
   std::string unlink = "1 10:00:00.7 unlink(\"/b/seg/00000000000000000001.log\") = 0\n";
+  // Reclaim cuts the segment (written to byte 40) before its unlink.
+  std::string cut = "3 10:00:00.65 ftruncate(" + seg + ", 16) = 0\n";
+  // Sealing drops the space after the last record: no cut of anything written.
+  std::string seal = "1 10:00:00.25 ftruncate(" + seg + ", 40) = 0\n";
+  if (fault == "cut before cursor sync")
+    return record + sync + seal + dir_sync + ack + roll + slot + cut + cursor_sync + unlink;
   if (fault == "ack before sync")
     return record + ack + sync + dir_sync + roll + slot + cursor_sync + unlink;
   if (fault == "ack before dir sync")
     return record + sync + ack + dir_sync + roll + slot + cursor_sync + unlink;
   if (fault == "unlink before cursor sync")
     return record + sync + dir_sync + ack + roll + slot + unlink + cursor_sync;
-  return record + sync + dir_sync + ack + roll + slot + cursor_sync + unlink;
+  return record + sync + seal + dir_sync + ack + roll + slot + cursor_sync + cut + unlink;
 }
 
 TEST(DurabilityOrder, AcceptsTheRightOrder) {
@@ -93,6 +99,9 @@ TEST(DurabilityOrder, AcceptsTheRightOrder) {
   OrderCheck unlinks = CheckUnlinksFollowCursorSync(calls);
   EXPECT_EQ(unlinks.checked, 1u);
   EXPECT_TRUE(unlinks.findings.empty()) << unlinks.findings.Summary();
+  OrderCheck cuts = CheckCutsFollowCursorSync(calls);
+  EXPECT_EQ(cuts.checked, 1u);  // the reclaim's cut, not the seal's
+  EXPECT_TRUE(cuts.findings.empty()) << cuts.findings.Summary();
 }
 
 TEST(DurabilityOrder, FlagsAnAckBeforeTheSegmentSync) {
@@ -115,6 +124,14 @@ TEST(DurabilityOrder, FlagsAnUnlinkBeforeTheCursorSync) {
   EXPECT_NE(unlinks.findings.Summary().find("before a cursor was durably past it"),
             std::string::npos)
       << unlinks.findings.Summary();
+}
+
+TEST(DurabilityOrder, FlagsACutBeforeTheCursorSync) {
+  OrderCheck cuts = CheckCutsFollowCursorSync(ParseStrace(Trace("cut before cursor sync")));
+  EXPECT_EQ(cuts.checked, 1u);
+  EXPECT_NE(cuts.findings.Summary().find("cut a segment before a cursor was durably past it"),
+            std::string::npos)
+      << cuts.findings.Summary();
 }
 
 }  // namespace

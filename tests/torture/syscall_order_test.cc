@@ -34,7 +34,7 @@ targets:
 
 constexpr const char* kTraced =
     "pwritev,pwritev2,pwrite64,write,writev,sendto,sendmsg,fdatasync,fsync,"
-    "unlink,unlinkat,rename,renameat,renameat2";
+    "ftruncate,unlink,unlinkat,rename,renameat,renameat2";
 
 std::string Token(int k) {
   char token[32];
@@ -110,7 +110,7 @@ class SyscallOrder : public TortureTest {
   std::optional<std::string> saved_binary_;
 };
 
-TEST_F(SyscallOrder, AckAfterSegmentSyncAndUnlinkAfterCursorSync) {
+TEST_F(SyscallOrder, AckAfterSegmentSyncAndCutOrUnlinkAfterCursorSync) {
   downstream_.SetResponder(tracker_.Wrap([](const ReceivedRequest&) { return e2e::Reply{}; }));
   buffer_options_ = ", segment_bytes: 4KiB";  // a few records each: segments roll and go
   ASSERT_TRUE(StartSluice(kTarget));
@@ -150,8 +150,10 @@ TEST_F(SyscallOrder, AckAfterSegmentSyncAndUnlinkAfterCursorSync) {
   OrderCheck acks = CheckAcksFollowSegmentSync(
       calls, tokens, "127.0.0.1:" + std::to_string(sluice_.ingest_port()) + "->");
   OrderCheck unlinks = CheckUnlinksFollowCursorSync(calls);
+  OrderCheck cuts = CheckCutsFollowCursorSync(calls);
   Report("acks_checked", static_cast<double>(acks.checked));
   Report("segment_unlinks_checked", static_cast<double>(unlinks.checked));
+  Report("segment_cuts_checked", static_cast<double>(cuts.checked));
   Report("trace_syscalls", static_cast<double>(calls.size()));
   EXPECT_TRUE(acks.findings.empty())
       << "202 before its record was durable (trace " << TracePath() << "):\n"
@@ -159,7 +161,10 @@ TEST_F(SyscallOrder, AckAfterSegmentSyncAndUnlinkAfterCursorSync) {
   EXPECT_TRUE(unlinks.findings.empty())
       << "segment unlinked too early (trace " << TracePath() << "):\n"
       << unlinks.findings.Summary();
+  EXPECT_TRUE(cuts.findings.empty()) << "segment cut too early (trace " << TracePath() << "):\n"
+                                     << cuts.findings.Summary();
   EXPECT_GE(unlinks.checked, 20u) << "too few segments reclaimed to check the unlink order";
+  EXPECT_GE(cuts.checked, 20u) << "too few reclaimed segments cut to check the cut order";
 }
 
 }  // namespace
