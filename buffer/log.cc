@@ -103,7 +103,7 @@ Status Log::Recover(RecoveryReport* report) {
   while (!segments_.empty()) {
     Segment& tail = segments_.back();
     SegmentEnd found;
-    s = ScanSegment(tail, &found);
+    s = ScanSegment(tail, UINT64_MAX, &found);
     if (!s.ok()) return s;
     if (!found.header_ok && found.end_seq != tail.first_seq) report->damaged_headers++;
     if (found.end_seq == tail.first_seq) {
@@ -139,7 +139,9 @@ Status Log::Recover(RecoveryReport* report) {
     if (sealed) continue;
     ++report->unsealed_segments;
     SegmentEnd found;
-    s = ScanSegment(segments_[i], &found);
+    // The next segment's name says where the writer rolled: anything past that in this
+    // one is damage (the writer never makes it), cut when the segment is sealed again.
+    s = ScanSegment(segments_[i], segments_[i + 1].first_seq, &found);
     if (s.ok() && !found.sealed) s = SealSegment(segments_[i], found);
     if (s.ok() && found.sealed) s = CutAfterFooter(segments_[i], found);
     if (!s.ok()) return s;
@@ -156,9 +158,9 @@ Status Log::Recover(RecoveryReport* report) {
   return Status::OK();
 }
 
-// Reads a segment from its header to the last complete record in sequence (or its
-// footer).
-Status Log::ScanSegment(const Segment& segment, SegmentEnd* out) {
+// Reads a segment from its header to the last complete record in sequence below
+// `end_limit` (or its footer).
+Status Log::ScanSegment(const Segment& segment, uint64_t end_limit, SegmentEnd* out) {
   int fd = -1;
   Status s = fs_.Open(segment.path, O_RDONLY, &fd);
   if (!s.ok()) return s;
@@ -189,6 +191,7 @@ Status Log::ScanSegment(const Segment& segment, SegmentEnd* out) {
         break;
       }
       if (result != SegmentScanner::Result::kRecord || rh.seq != out->end_seq) break;
+      if (rh.seq >= end_limit) break;
       ++out->end_seq;
       out->end = scanner.offset();
       tally.Add(payload);

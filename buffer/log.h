@@ -233,7 +233,8 @@ class Log {
     bool sealed = false;                  // ends with a matching footer
     std::optional<TargetCounts> targets;  // of the records found
   };
-  common::Status ScanSegment(const Segment& segment, SegmentEnd* out);
+  // Stops before a record at or past `end_limit` (the next segment's first sequence).
+  common::Status ScanSegment(const Segment& segment, uint64_t end_limit, SegmentEnd* out);
   common::Status SealSegment(Segment& segment, const SegmentEnd& found);
   common::Status CutAfterFooter(Segment& segment, const SegmentEnd& found);
   common::Status WriteFooter(int fd, Segment& segment, uint64_t end, uint64_t end_seq,

@@ -224,6 +224,50 @@ TEST_F(LogFooterTest, RecoveryCutsAnOlderSegmentRightAfterItsFooter) {
   }
 }
 
+// Damage the writer never makes: an older segment whose records run past the next
+// segment's first sequence. The next segment's name says where the writer rolled, so
+// the older one ends there: recovery cuts it before the first record at or past that
+// sequence and seals it, once; the next start finds it sealed.
+TEST_F(LogFooterTest, RecoveryEndsAnOlderSegmentWhereTheNextOneStarts) {
+  ASSERT_TRUE(Open());
+  ASSERT_NO_FATAL_FAILURE(WriteMessages(1, 6));
+  const std::string overlong = scratch_.path() + "/overlong";
+  test::CopyTree(options_.dir, overlong);  // segment 1 holds 1..6, unsealed
+  Close();
+  options_.dir = scratch_.path() + "/work";
+  ASSERT_TRUE(Open());
+  ASSERT_NO_FATAL_FAILURE(WriteMessages(1, 3));
+  Close();  // segment 1 sealed for [1, 4)
+  ASSERT_TRUE(Open());
+  ASSERT_NO_FATAL_FAILURE(WriteMessages(4, 5));  // segment 4
+  Close();
+  const std::string seg1 = SegmentPath(1);
+  const std::string sealed = test::ReadFile(seg1);
+  test::RemoveTree(seg1);
+  test::CopyTree(overlong + "/seg/" + SegmentFileName(1), seg1);
+
+  std::vector<test::ReadRecord> expected;
+  for (uint64_t n = 1; n <= 5; ++n) expected.push_back({n, PayloadOf(n)});
+  RecoveryReport report;
+  ASSERT_TRUE(Open(&report));
+  EXPECT_EQ(report.unsealed_segments, 1u);
+  EXPECT_EQ(report.next_seq, 6u);
+  uint64_t skipped = 0;
+  EXPECT_EQ(ReadAll(1, &skipped), expected);
+  EXPECT_EQ(skipped, 0u);
+  ASSERT_NO_FATAL_FAILURE(ExpectSummariesMatchFiles());
+  const uint64_t cut = test::FileSize(seg1);
+  EXPECT_EQ(cut, sealed.size()) << "not ended after its third record, with a footer";
+
+  RecoveryReport again;
+  ASSERT_TRUE(Reopen(&again));
+  EXPECT_EQ(again.unsealed_segments, 0u) << "found unsealed again";
+  EXPECT_EQ(test::FileSize(seg1), cut);
+  EXPECT_EQ(ReadAll(1), expected);
+  Close();
+  ASSERT_NO_FATAL_FAILURE(ExpectCountedFooters(options_.dir));
+}
+
 // Segments sealed by a release before per-target counts: still sealed, not rewritten,
 // and the log says their counts are unknown.
 TEST_F(LogFooterTest, VersionOneFootersStaySealedWithoutCounts) {
