@@ -35,7 +35,9 @@ struct KafkaOptions {
   common::Duration commit_interval = std::chrono::milliseconds(200);
   // Per target: messages fetched and not finished past which fetching pauses; it
   // resumes at half. What is already fetched still arrives (bounded by librdkafka's
-  // queued.max.messages.kbytes, set below its default).
+  // queued.max.messages.kbytes, set below its default), and a partition that has not
+  // yet handed a message since its assignment pauses only after its first fetch (see
+  // Target::ApplyBackpressure): the limit may be passed by that much.
   size_t max_unfinished = 1000;
   // Close(): how long the producer may take to deliver what it holds.
   common::Duration close_timeout = std::chrono::seconds(5);
