@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <sstream>
@@ -38,6 +39,10 @@ bool SqsEmulator::Start(uint16_t port, std::string* error) {
   static int started = 0;
   log_path_ = ::testing::TempDir() + "/sqs-emulator-" + std::to_string(::getpid()) + "-" +
               std::to_string(started++) + ".log";
+  // The child appends to its log, and pids are reused: a file left by an earlier test
+  // binary with this pid would hold that emulator's "listening" line, naming a port
+  // nobody listens on any more (CI saw every SQS test refused for 10 s).
+  std::filesystem::remove(log_path_);
   if (!child_.Spawn({node, dir + "/serve.js", std::to_string(port)}, log_path_, log_path_)) {
     *error = "cannot start node: " + child_.error();
     return false;

@@ -9,6 +9,8 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
+#include <fstream>
 #include <set>
 
 #include "broker/base64.h"
@@ -519,6 +521,34 @@ TEST_F(SqsQueueTest, IdempotencyKeysAreKeptInMemoryOnly) {
   EXPECT_EQ(q->max_bytes(), 0u);
   EXPECT_EQ(q->segment_count(), 0u);
   EXPECT_EQ(q->BacklogBeforeRoom(0), 0u);
+}
+
+// Pids are reused: an earlier test binary with this pid may have left its emulator's log
+// (with its "listening" line) under the name this one's takes. The port read must be
+// the new emulator's.
+TEST_F(SqsQueueTest, AnEmulatorLogLeftByAnEarlierProcessIsNotRead) {
+  struct Planted {  // removed however the test ends: they would mislead later runs
+    std::vector<std::string> paths;
+    ~Planted() {
+      for (const auto& path : paths) std::filesystem::remove(path);
+    }
+  } planted;
+  for (int i = 0; i < 8; ++i) {
+    std::string path = ::testing::TempDir() + "/sqs-emulator-" + std::to_string(::getpid()) + "-" +
+                       std::to_string(i) + ".log";
+    if (std::filesystem::exists(path)) continue;  // this binary's own, maybe running
+    std::ofstream(path) << "listening 1\n";
+    planted.paths.push_back(path);
+  }
+  ASSERT_FALSE(planted.paths.empty());
+  SqsEmulator own;
+  std::string error;
+  ASSERT_TRUE(own.Start(0, &error)) << error;
+  EXPECT_NE(own.port(), 1) << "read a stale log";
+  SqsQueue* q = OpenQueue(Options({"a"}, own.endpoint()));
+  ASSERT_NE(q, nullptr);
+  EXPECT_TRUE(AppendAndWait(q, MakePayload({"a"}, "m", nullptr)).ok());
+  CloseQueue(q);
 }
 
 TEST_F(SqsQueueTest, SqsGoneMakesAppendsUnavailableUntilItIsBack) {
