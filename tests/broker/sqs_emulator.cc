@@ -37,8 +37,7 @@ bool SqsEmulator::Start(uint16_t port, std::string* error) {
     return false;
   }
   static int started = 0;
-  log_path_ = ::testing::TempDir() + "/sqs-emulator-" + std::to_string(::getpid()) + "-" +
-              std::to_string(started++) + ".log";
+  log_path_ = LogPathOfStart(started++);
   // The child appends to its log, and pids are reused: a file left by an earlier test
   // binary with this pid would hold that emulator's "listening" line, naming a port
   // nobody listens on any more (CI saw every SQS test refused for 10 s).
@@ -64,6 +63,11 @@ bool SqsEmulator::Start(uint16_t port, std::string* error) {
   *error = "the emulator did not listen within 20s: " + ReadFile(log_path_);
   Stop();
   return false;
+}
+
+std::string SqsEmulator::LogPathOfStart(int n) {
+  return ::testing::TempDir() + "/sqs-emulator-" + std::to_string(::getpid()) + "-" +
+         std::to_string(n) + ".log";
 }
 
 std::string SqsEmulator::Describe() {

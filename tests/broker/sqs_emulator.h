@@ -23,6 +23,8 @@ class SqsEmulator {
   // For a failing test's output: whether the child still runs (or how it ended), and
   // the end of its log.
   std::string Describe();
+  // The log of this process's n-th start (0-based), in gtest's TempDir.
+  static std::string LogPathOfStart(int n);
 
  private:
   e2e::ChildProcess child_;

@@ -534,8 +534,7 @@ TEST_F(SqsQueueTest, AnEmulatorLogLeftByAnEarlierProcessIsNotRead) {
     }
   } planted;
   for (int i = 0; i < 8; ++i) {
-    std::string path = ::testing::TempDir() + "/sqs-emulator-" + std::to_string(::getpid()) + "-" +
-                       std::to_string(i) + ".log";
+    std::string path = SqsEmulator::LogPathOfStart(i);
     if (std::filesystem::exists(path)) continue;  // this binary's own, maybe running
     std::ofstream(path) << "listening 1\n";
     planted.paths.push_back(path);

@@ -432,20 +432,46 @@ TEST_F(LogTest, SyncersSyncWhenMoreWaits) {
   EXPECT_FALSE(SyncThreadsBesidesWriter(fs).empty());
 }
 
+// Holds the threads that Pass() until Release(): a slow call, released by the test.
+class Gate {
+ public:
+  void Pass() {
+    std::unique_lock lock(mu_);
+    ++waiting_;
+    cv_.wait(lock, [&] { return released_; });
+    --waiting_;
+  }
+  void Release() {
+    std::lock_guard lock(mu_);
+    released_ = true;
+    cv_.notify_all();
+  }
+  int waiting() const {
+    std::lock_guard lock(mu_);
+    return waiting_;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  bool released_ = false;
+  int waiting_ = 0;
+};
+
 // The real file system, except that, once armed, the next fdatasync of a segment waits
 // until Release() and then fails with EIO; the ones after it succeed at once.
 class FirstSyncFailsLate final : public test::ForwardingFileSystem {
  public:
   Status Fdatasync(int fd, const std::string& what) override {
-    std::unique_lock lock(mu_);
-    if (!armed_ || what.find(".log") == std::string::npos) {
-      ++later_syncs_;
-      return base_.Fdatasync(fd, what);
+    {
+      std::lock_guard lock(mu_);
+      if (!armed_ || what.find(".log") == std::string::npos) {
+        ++later_syncs_;
+        return base_.Fdatasync(fd, what);
+      }
+      armed_ = false;
     }
-    armed_ = false;
-    holding_ = true;
-    cv_.wait(lock, [&] { return released_; });
-    holding_ = false;
+    gate_.Pass();
     return Status::FromErrno("fdatasync " + what, EIO);
   }
 
@@ -454,24 +480,17 @@ class FirstSyncFailsLate final : public test::ForwardingFileSystem {
     armed_ = true;
     later_syncs_ = 0;
   }
-  void Release() {
-    std::lock_guard lock(mu_);
-    released_ = true;
-    cv_.notify_all();
-  }
-  bool holding() const {
-    std::lock_guard lock(mu_);
-    return holding_;
-  }
+  void Release() { gate_.Release(); }
+  bool holding() const { return gate_.waiting() > 0; }
   int later_syncs() const {
     std::lock_guard lock(mu_);
     return later_syncs_;
   }
 
  private:
+  Gate gate_;
   mutable std::mutex mu_;
-  std::condition_variable cv_;
-  bool armed_ = false, holding_ = false, released_ = false;
+  bool armed_ = false;
   int later_syncs_ = 0;
 };
 
@@ -934,28 +953,15 @@ TEST_F(LogTest, ReclaimWaitsForSlowestTarget) {
 class HeldUnlinks final : public test::ForwardingFileSystem {
  public:
   Status Unlink(const std::string& p) override {
-    std::unique_lock lock(mu_);
-    ++held_;
-    cv_.wait(lock, [&] { return released_; });
-    --held_;
+    gate_.Pass();
     return base_.Unlink(p);
   }
 
-  void Release() {
-    std::lock_guard lock(mu_);
-    released_ = true;
-    cv_.notify_all();
-  }
-  int held() const {
-    std::lock_guard lock(mu_);
-    return held_;
-  }
+  void Release() { gate_.Release(); }
+  int held() const { return gate_.waiting(); }
 
  private:
-  mutable std::mutex mu_;
-  std::condition_variable cv_;
-  bool released_ = false;
-  int held_ = 0;
+  Gate gate_;
 };
 
 // Unlinking a reclaimed segment takes ext4 several ms (it frees the file's extents in the
